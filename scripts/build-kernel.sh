@@ -1,0 +1,56 @@
+#!/bin/bash
+# Build the lean test kernel in the work tree (in place, incrementally,
+# through ccache) and the uapi headers the selftests compile against.
+#   DEBUG=1   also merge config/kvm-debug.config (KASAN, lockdep, ...)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ -d "$TREE/.git" ] || die "no work tree: run 'make tree' first"
+mkdir -p "$OUT"
+
+export CCACHE_DIR=${CCACHE_DIR:-${HOME:-/root}/.cache/kvm-dirty-ccache}
+export CCACHE_BASEDIR=$TREE
+export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+cc="gcc"
+command -v ccache >/dev/null && cc="ccache gcc"
+
+frags=("$TOP/config/kvm-lean.config")
+[ "${DEBUG:-0}" = 1 ] && frags+=("$TOP/config/kvm-debug.config")
+want=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
+stamp=$TREE/.config.fragments
+
+if [ ! -f "$TREE/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+	log "configuring: allnoconfig + ${frags[*]##*/}"
+	make -C "$TREE" -s CC="$cc" allnoconfig >/dev/null
+	(cd "$TREE" && KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config "${frags[@]}" >/dev/null)
+	make -C "$TREE" -s CC="$cc" olddefconfig >/dev/null
+	# Every option the fragments ask for must have taken effect.
+	bad=0
+	while IFS= read -r line; do
+		case "$line" in ''|\#*) continue ;; esac
+		opt=${line%%=*} val=${line#*=}
+		if [ "$val" = n ]; then
+			grep -qx "$opt=y" "$TREE/.config" && { echo "config: $opt is y, wanted n" >&2; bad=1; }
+		else
+			grep -qxF "$line" "$TREE/.config" || { echo "config: $line did not take effect (have: $(grep "^$opt=\|^# $opt " "$TREE/.config"))" >&2; bad=1; }
+		fi
+	done < <(cat "${frags[@]}")
+	[ $bad = 0 ] || die "kernel configuration is not what the fragments ask for"
+	echo "$want" >"$stamp"
+fi
+
+run_logged "building the kernel (make -j$JOBS bzImage)" "$OUT/kernel-build.log" \
+	make -C "$TREE" -j"$JOBS" CC="$cc" bzImage
+run_logged "installing uapi headers" "$OUT/headers.log" \
+	make -C "$TREE" -j"$JOBS" headers
+
+# Warnings in files that the series touches are errors.  (KVM itself is
+# already built with -Werror through CONFIG_KVM_WERROR.)
+touched=$(git -C "$TREE" diff --name-only "$BASE_TAG" HEAD -- '*.c' '*.h' | grep -v '^tools/' || true)
+if [ -n "$touched" ]; then
+	warn=$(grep -F -f <(echo "$touched") "$OUT/kernel-build.log" | grep -E 'warning:|error:' || true)
+	[ -z "$warn" ] || { echo "$warn" >&2; die "compiler warnings in files the series touches"; }
+fi
+cp "$TREE/arch/x86/boot/bzImage" "$OUT/bzImage"
+log "kernel: $(cat "$TREE/include/config/kernel.release") ($(stat -c %s "$OUT/bzImage") bytes)"

@@ -1,0 +1,41 @@
+#!/bin/bash
+# Export the work tree's commits on top of the base into patches/.
+# Output is stable: an unchanged commit exports to a byte-identical file.
+#   --compare   export to a temporary directory and compare with patches/
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+compare=0
+[ "${1:-}" = "--compare" ] && compare=1
+[ -d "$TREE/.git" ] || die "no work tree at $TREE: run 'make tree' first"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=$(git -C "$TREE" rev-list --count "$BASE_TAG"..HEAD)
+if [ "$n" -gt 0 ]; then
+	cover=()
+	if [ -f "$TOP/series/cover-letter.txt" ] && [ "$n" -gt 1 ]; then
+		git -C "$TREE" config "branch.$(git -C "$TREE" symbolic-ref --short HEAD).description" \
+			"$(cat "$TOP/series/cover-letter.txt")"
+		cover=(--cover-letter --cover-from-description=subject)
+	fi
+	git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
+		--zero-commit --no-signature --no-signature --base="$BASE_TAG" \
+		--numbered "${cover[@]}" -o "$tmp" "$BASE_TAG"..HEAD
+	# The cover letter's date is the time of export: pin it to the last
+	# commit's author date instead.
+	if [ -f "$tmp/0000-cover-letter.patch" ]; then
+		d=$(git -C "$TREE" log -1 --format='%aD' HEAD)
+		sed -i "s/^Date: .*/Date: $d/" "$tmp/0000-cover-letter.patch"
+	fi
+fi
+
+if [ $compare = 1 ]; then
+	diff -r -q "$tmp" "$TOP/patches" --exclude='.*' && exit 0
+	exit 1
+fi
+rm -f "$TOP"/patches/*.patch
+cp "$tmp"/*.patch "$TOP/patches/" 2>/dev/null || true
+echo "$( (cat /dev/null $(ls "$TOP"/patches/*.patch 2>/dev/null | grep -v '/0000-')) | sha256sum | cut -d' ' -f1)" \
+	>"$TREE/.git/kvm-dirty-series"
+log "exported $n patches to patches/"

@@ -1,0 +1,52 @@
+# Shared settings for the build scripts.  Sourced, not executed.
+# shellcheck shell=bash
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+CACHE=${CACHE:-$BUILD/cache}
+TREE=${TREE:-$BUILD/linux}
+OUT=${OUT:-$BUILD/out}
+
+BASE_PKG=linux-source-5.10
+BASE_VERSION=5.10.223-1
+BASE_TARBALL=linux-source-5.10.tar.xz
+BASE_SHA256=4aa4fbb62e2d957ed78841347492e736cc88f00689b57dac09959bda6d2b6f0e
+BASE_TAG=base-$BASE_VERSION
+
+# Identity used for the work tree's commits and the exported series.
+PROJECT_NAME="KVM dirty tracking for 5.10"
+PROJECT_EMAIL="kvm-dirty-5.10@localhost"
+
+# Fixed build identity so that rebuilds and ccache hits are reproducible.
+export KBUILD_BUILD_USER=kvm-dirty
+export KBUILD_BUILD_HOST=build
+export KBUILD_BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 2026"
+
+JOBS=${JOBS:-$(nproc)}
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Run a long command, printing a heartbeat every 30 s so that the user
+# sees what is running and for how long.  Output goes to a log file;
+# its tail is shown on failure.
+run_logged() {
+	local what=$1 logf=$2; shift 2
+	local start=$SECONDS last=$SECONDS pid rc
+	log "$what (log: ${logf#$TOP/})"
+	"$@" >"$logf" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 5
+		if kill -0 "$pid" 2>/dev/null && (( SECONDS - last >= 30 )); then
+			last=$SECONDS
+			log "  ... $what: $((SECONDS - start)) s"
+		fi
+	done
+	wait "$pid"; rc=$?
+	if [ $rc -ne 0 ]; then
+		tail -n 40 "$logf" >&2
+		die "$what failed after $((SECONDS - start)) s (rc $rc)"
+	fi
+	log "$what: done in $((SECONDS - start)) s"
+}

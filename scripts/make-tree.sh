@@ -1,0 +1,75 @@
+#!/bin/bash
+# Create (or bring up to date) the kernel work tree in build/linux:
+# the untouched base as the first, tagged commit, then patches/ applied
+# with "git am".  Commits in the tree that are not in patches/ are kept
+# on a backup branch before the tree is re-synchronised.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+series=()
+for p in "$TOP"/patches/*.patch; do
+	[ -e "$p" ] || continue
+	case "$(basename "$p")" in 0000-*) continue ;; esac
+	series+=("$p")
+done
+series_hash=$( (cat /dev/null "${series[@]}") | sha256sum | cut -d' ' -f1)
+stamp=$TREE/.git/kvm-dirty-series
+
+git_tree() { git -C "$TREE" "$@"; }
+
+if [ ! -d "$TREE/.git" ]; then
+	"$TOP/scripts/fetch-base.sh"
+	rm -rf "$TREE" "$TREE.tmp"
+	mkdir -p "$TREE.tmp"
+	run_logged "extracting the base" "$BUILD/extract.log" \
+		tar -xf "$CACHE/$BASE_TARBALL" -C "$TREE.tmp" --strip-components=1
+	mv "$TREE.tmp" "$TREE"
+	git_tree init -q -b master
+	git_tree config user.name "$PROJECT_NAME"
+	git_tree config user.email "$PROJECT_EMAIL"
+	git_tree config core.abbrev 12
+	git_tree config gc.auto 0
+	# A fixed identity and date make the base commit's hash the same on
+	# every machine, so "base-commit:" in the exported series is stable.
+	run_logged "committing the base" "$BUILD/commit.log" \
+		env GIT_AUTHOR_DATE="2024-07-27T00:00:00Z" GIT_COMMITTER_DATE="2024-07-27T00:00:00Z" \
+		sh -c "git -C '$TREE' add -A -f . && git -C '$TREE' commit -q -m 'Debian linux-source-5.10 $BASE_VERSION'"
+	git_tree tag "$BASE_TAG"
+	rm -f "$stamp"
+fi
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$series_hash" ]; then
+	log "work tree is up to date with patches/ (${#series[@]} patches)"
+	exit 0
+fi
+
+# The tree may already hold exactly the series (the developer just
+# exported it): then there is nothing to apply.
+if [ "$(git_tree rev-list --count "$BASE_TAG"..HEAD)" = "${#series[@]}" ] &&
+   [ -z "$(git_tree status --porcelain -uno)" ] &&
+   "$TOP/scripts/export-series.sh" --compare >/dev/null 2>&1; then
+	echo "$series_hash" >"$stamp"
+	log "work tree already holds patches/ (${#series[@]} patches)"
+	exit 0
+fi
+
+[ -z "$(git_tree status --porcelain -uno)" ] ||
+	die "$TREE has uncommitted changes: commit and 'make export', or discard them"
+
+if [ "$(git_tree rev-parse HEAD)" != "$(git_tree rev-parse "$BASE_TAG")" ]; then
+	backup=backup/$(date +%Y%m%d-%H%M%S)
+	git_tree branch -f "$backup" HEAD
+	log "previous work tree commits saved on branch $backup"
+fi
+git_tree am --abort >/dev/null 2>&1 || true
+git_tree reset -q --hard "$BASE_TAG"
+for p in "${series[@]}"; do
+	# --3way is deliberately not used: a patch must apply exactly.
+	if ! git_tree am -q --whitespace=nowarn "$p" >"$BUILD/am.log" 2>&1; then
+		cat "$BUILD/am.log" >&2
+		git_tree am --abort >/dev/null 2>&1 || true
+		die "patch does not apply to $BASE_TAG: ${p#$TOP/}"
+	fi
+done
+echo "$series_hash" >"$stamp"
+log "applied ${#series[@]} patches on $BASE_TAG"

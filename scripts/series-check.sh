@@ -1,0 +1,82 @@
+#!/bin/bash
+# Checks on the series itself, on the host:
+#  1. it applies to the pinned base with zero fuzz (make-tree.sh does that);
+#  2. scripts/checkpatch.pl --strict reports no error on any patch
+#     (warnings are listed);
+#  3. every patch, applied in order, builds the code it touches
+#     (bisectability), in a separate worktree so that the main tree's
+#     incremental build is not disturbed.
+#   --checkpatch-only   skip 3.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+series=()
+for p in "$TOP"/patches/*.patch; do
+	[ -e "$p" ] || continue
+	case "$(basename "$p")" in 0000-*) continue ;; esac
+	series+=("$p")
+done
+if [ ${#series[@]} = 0 ]; then
+	log "series check: patches/ is empty, nothing to check"
+	exit 0
+fi
+
+errors=0
+warnings=0
+mkdir -p "$OUT"
+: >"$OUT/checkpatch.log"
+for p in "${series[@]}"; do
+	out=$(cd "$TREE" && perl scripts/checkpatch.pl --strict --no-tree --show-types --terse -q "$p" 2>&1)
+	e=$(grep -c ': ERROR:' <<<"$out")
+	w=$(grep -c ': WARNING:\|: CHECK:' <<<"$out")
+	errors=$((errors + e))
+	warnings=$((warnings + w))
+	{ echo "== $(basename "$p"): $e errors, $w warnings/checks"; [ -n "$out" ] && echo "$out"; } >>"$OUT/checkpatch.log"
+	log "checkpatch --strict $(basename "$p"): $e errors, $w warnings/checks"
+	[ -n "$out" ] && sed 's/^/    /' <<<"$out" >&2
+done
+[ $errors = 0 ] || die "checkpatch found $errors errors (build/out/checkpatch.log)"
+[ "${1:-}" = --checkpatch-only ] && exit 0
+
+# Bisectability.
+bis=$BUILD/bisect
+export CCACHE_DIR=${CCACHE_DIR:-${HOME:-/root}/.cache/kvm-dirty-ccache}
+export CCACHE_BASEDIR=$bis
+export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
+cc=gcc
+command -v ccache >/dev/null && cc="ccache gcc"
+if [ ! -d "$bis" ]; then
+	git -C "$TREE" worktree prune
+	git -C "$TREE" worktree add -q --detach "$bis" "$BASE_TAG" || die "cannot create $bis"
+fi
+[ -f "$TREE/.config" ] || die "configure the kernel first (make kernel)"
+commits=$(git -C "$TREE" rev-list --reverse "$BASE_TAG"..HEAD)
+i=0
+for c in $commits; do
+	i=$((i + 1))
+	subj=$(git -C "$TREE" log -1 --format=%s "$c")
+	git -C "$bis" checkout -q --detach "$c" || die "checkout of $c failed"
+	cp "$TREE/.config" "$bis/.config"
+	files=$(git -C "$TREE" diff-tree --no-commit-id --name-only -r "$c")
+	targets=()
+	# Everything the series touches in the kernel is KVM or is used by it.
+	grep -qv '^tools/\|^Documentation/' <<<"$files" && targets+=(arch/x86/kvm/)
+	if [ ${#targets[@]} -gt 0 ]; then
+		run_logged "bisect $i: building ${targets[*]} at '$subj'" "$OUT/bisect-$i.log" \
+			make -C "$bis" -j"$JOBS" CC="$cc" olddefconfig "${targets[@]}"
+		# KVM builds with -Werror (CONFIG_KVM_WERROR); other warnings in
+		# touched files count too.
+		grep -F -f <(grep -v '^tools/\|^Documentation/' <<<"$files") "$OUT/bisect-$i.log" | grep -q 'warning:' &&
+			die "bisect $i: compiler warnings in files '$subj' touches"
+	fi
+	if grep -q '^tools/testing/selftests/kvm/' <<<"$files"; then
+		run_logged "bisect $i: headers + selftests at '$subj'" "$OUT/bisect-$i-selftests.log" \
+			bash -c "make -C '$bis' -s headers && make -C '$bis/tools/testing/selftests/kvm' -j$JOBS CC='$cc' OUTPUT='$bis/.selftests' KSFT_KHDR_INSTALL_DONE=1"
+	fi
+	if grep -q '^Documentation/' <<<"$files"; then
+		# No sphinx here; check that the reST the series touches is
+		# well-formed enough for docutils if it is installed.
+		:
+	fi
+done
+log "series check: ${#series[@]} patches apply, checkpatch clean of errors ($warnings warnings/checks), each builds"
