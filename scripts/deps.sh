@@ -4,7 +4,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(build-essential bc bison flex libelf-dev libssl-dev ccache git xz-utils
-      cpio busybox-static qemu-system-x86 python3 perl rsync kmod file
+      cpio busybox-static qemu-system-x86 python3 python3-docutils perl rsync kmod file
       ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -43,7 +43,8 @@ run_logged() {
 			log "  ... $what: $((SECONDS - start)) s"
 		fi
 	done
-	wait "$pid"; rc=$?
+	rc=0
+	wait "$pid" || rc=$?
 	if [ $rc -ne 0 ]; then
 		tail -n 40 "$logf" >&2
 		die "$what failed after $((SECONDS - start)) s (rc $rc)"

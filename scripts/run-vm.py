@@ -68,7 +68,7 @@ def main():
            "-kernel", args.kernel, "-initrd", args.initrd,
            "-append", append.strip()]
 
-    logf = open(args.log, "w")
+    logf = open(args.log, "w", buffering=1)
     resf = open(args.results, "w")
     logf.write("# " + " ".join(cmd) + "\n")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,

@@ -73,10 +73,19 @@ for c in $commits; do
 		run_logged "bisect $i: headers + selftests at '$subj'" "$OUT/bisect-$i-selftests.log" \
 			bash -c "make -C '$bis' -s headers && make -C '$bis/tools/testing/selftests/kvm' -j$JOBS CC='$cc' OUTPUT='$bis/.selftests' KSFT_KHDR_INSTALL_DONE=1"
 	fi
-	if grep -q '^Documentation/' <<<"$files"; then
-		# No sphinx here; check that the reST the series touches is
-		# well-formed enough for docutils if it is installed.
-		:
-	fi
+	for doc in $(grep '^Documentation/.*\.rst$' <<<"$files"); do
+		# The reST must parse without a warning (docutils; the kernel's
+		# Sphinx build adds only its own directives on top).
+		out=$(/usr/bin/python3 - "$bis/$doc" <<'PY'
+import io, sys, docutils.core
+err = io.StringIO()
+docutils.core.publish_doctree(open(sys.argv[1]).read(), source_path=sys.argv[1],
+    settings_overrides={"warning_stream": err, "report_level": 2, "halt_level": 5})
+sys.stdout.write(err.getvalue())
+PY
+)
+		[ -z "$out" ] || { echo "$out" >&2; die "bisect $i: $doc does not parse cleanly"; }
+		log "bisect $i: $doc parses without warnings"
+	done
 done
 log "series check: ${#series[@]} patches apply, checkpatch clean of errors ($warnings warnings/checks), each builds"
