@@ -4,6 +4,8 @@
 
 SHELL := /bin/bash
 S := scripts
+# DEBUG=1 selects the debug kernel (KASAN, lockdep, UBSAN, ...).
+export DEBUG BOOTS ONLY
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
 	export series-check checkpatch bisect clean distclean

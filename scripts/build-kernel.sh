@@ -5,7 +5,15 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-[ -d "$TREE/.git" ] || die "no work tree: run 'make tree' first"
+[ -d "$MAIN_TREE/.git" ] || die "no work tree: run 'make tree' first"
+if [ "$TREE" != "$MAIN_TREE" ]; then
+	# The debug worktree follows the main work tree's HEAD.
+	if [ ! -e "$TREE/.git" ]; then
+		git -C "$MAIN_TREE" worktree prune
+		git -C "$MAIN_TREE" worktree add -q --detach "$TREE" HEAD
+	fi
+	git -C "$TREE" checkout -q --detach "$(git -C "$MAIN_TREE" rev-parse HEAD)"
+fi
 mkdir -p "$OUT"
 
 export CCACHE_DIR=${CCACHE_DIR:-${HOME:-/root}/.cache/kvm-dirty-ccache}
@@ -25,17 +33,22 @@ if [ ! -f "$TREE/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; the
 	make -C "$TREE" -s CC="$cc" allnoconfig >/dev/null
 	(cd "$TREE" && KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config "${frags[@]}" >/dev/null)
 	make -C "$TREE" -s CC="$cc" olddefconfig >/dev/null
-	# Every option the fragments ask for must have taken effect.
+	# Every option the fragments ask for must have taken effect; a
+	# later fragment overrides an earlier one.
 	bad=0
+	declare -A want_opt=()
 	while IFS= read -r line; do
 		case "$line" in ''|\#*) continue ;; esac
-		opt=${line%%=*} val=${line#*=}
+		want_opt[${line%%=*}]=${line#*=}
+	done < <(cat "${frags[@]}")
+	for opt in "${!want_opt[@]}"; do
+		val=${want_opt[$opt]}
 		if [ "$val" = n ]; then
 			grep -qx "$opt=y" "$TREE/.config" && { echo "config: $opt is y, wanted n" >&2; bad=1; }
 		else
-			grep -qxF "$line" "$TREE/.config" || { echo "config: $line did not take effect (have: $(grep "^$opt=\|^# $opt " "$TREE/.config"))" >&2; bad=1; }
+			grep -qxF "$opt=$val" "$TREE/.config" || { echo "config: $opt=$val did not take effect (have: $(grep "^$opt=\|^# $opt " "$TREE/.config"))" >&2; bad=1; }
 		fi
-	done < <(cat "${frags[@]}")
+	done
 	[ $bad = 0 ] || die "kernel configuration is not what the fragments ask for"
 	echo "$want" >"$stamp"
 fi

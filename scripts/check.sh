@@ -7,6 +7,12 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 BOOTS=${BOOTS:-npt tdp shadow}
+TMO_SCALE=1
+if [ "${DEBUG:-0}" = 1 ]; then
+	# The debug kernel runs the dirty tracking tests, more slowly.
+	TMO_SCALE=4
+	: "${ONLY:=$(awk '/^(dirty|clear|ring)/ {printf "%s%s", sep, $1; sep=","}' "$TOP/tests/suite.list")}"
+fi
 res=$OUT/results
 rm -rf "$res"
 mkdir -p "$res"
@@ -24,7 +30,9 @@ t0=$SECONDS
 for b in $BOOTS; do
 	log "boot '$b' ($(boot_args "$b")): console log build/out/results/console-$b.log"
 	tb=$SECONDS
-	python3 "$TOP/scripts/run-vm.py" --quiet --boot "$b" --append "$(boot_args "$b")" \
+	python3 "$TOP/scripts/run-vm.py" --quiet --boot "$b" \
+		--append "$(boot_args "$b") kvmtest.tmo_scale=$TMO_SCALE" \
+		--grace $((60 * TMO_SCALE)) --boot-timeout $((180 * TMO_SCALE)) \
 		--only "${ONLY:-}" --kernel "$OUT/bzImage" --initrd "$OUT/initramfs.cpio.gz" \
 		--log "$res/console-$b.log" --results "$res/$b.jsonl" |
 		while IFS= read -r line; do

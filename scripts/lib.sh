@@ -4,8 +4,16 @@
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 CACHE=${CACHE:-$BUILD/cache}
-TREE=${TREE:-$BUILD/linux}
-OUT=${OUT:-$BUILD/out}
+MAIN_TREE=$BUILD/linux
+# DEBUG=1: the debug kernel (config/kvm-debug.config) is built in a
+# worktree of its own, so that switching does not rebuild everything.
+if [ "${DEBUG:-0}" = 1 ]; then
+	TREE=${TREE:-$BUILD/linux-debug}
+	OUT=${OUT:-$BUILD/out-debug}
+else
+	TREE=${TREE:-$BUILD/linux}
+	OUT=${OUT:-$BUILD/out}
+fi
 
 BASE_PKG=linux-source-5.10
 BASE_VERSION=5.10.223-1

@@ -14,6 +14,7 @@ mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/nu
 
 boot=$(sed -n 's/.*kvmtest\.boot=\([^ ]*\).*/\1/p' /proc/cmdline)
 only=$(sed -n 's/.*kvmtest\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+scale=$(sed -n 's/.*kvmtest\.tmo_scale=\([0-9]*\).*/\1/p' /proc/cmdline)
 echo "@@BOOT $boot $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)"
 for p in /sys/module/kvm/parameters/tdp_mmu /sys/module/kvm_amd/parameters/npt; do
 	[ -r "$p" ] && echo "@@PARAM $p=$(cat $p)"
@@ -31,6 +32,7 @@ while read -r name boots tmo cmd; do
 	'!skip '*) echo "@@START $name 0"; echo "  | SKIP: ${cmd#!skip }"
 		echo "@@END $name rc=4 secs=0"; continue ;;
 	esac
+	tmo=$((tmo * ${scale:-1}))
 	echo "@@START $name $tmo"
 	t0=$(cut -d. -f1 /proc/uptime)
 	# The test's own output goes to the console as it is produced,
