@@ -8,7 +8,7 @@ S := scripts
 export DEBUG BOOTS ONLY
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
-	export series-check checkpatch bisect clean distclean
+	export series-check checkpatch sparse clean distclean
 
 all: demo
 
@@ -33,7 +33,7 @@ initramfs: selftests
 # Everything, then the suite under all three MMU configurations.
 # BOOTS="npt tdp shadow" and ONLY=test,test narrow it down.
 check: initramfs
-	@$(S)/series-check.sh
+	@[ "$(DEBUG)" = 1 ] || $(S)/series-check.sh
 	@$(S)/check.sh
 
 # The main job: build and show the dirty logging modes on a guest.
@@ -56,8 +56,18 @@ series-check: tree
 checkpatch: tree
 	@$(S)/series-check.sh --checkpatch-only
 
+# sparse (make C=2) on KVM: the warnings the series adds in the files it
+# touches, compared with the pinned base.
+sparse: kernel
+	@$(S)/sparse-check.sh
+
 clean:
 	rm -rf build/out
 
-distclean:
+dist# sparse (make C=2) on KVM: the warnings the series adds in the files it
+# touches, compared with the pinned base.
+sparse: kernel
+	@$(S)/sparse-check.sh
+
+clean:
 	rm -rf build

@@ -28,7 +28,7 @@ boot_args() {
 
 t0=$SECONDS
 for b in $BOOTS; do
-	log "boot '$b' ($(boot_args "$b")): console log build/out/results/console-$b.log"
+	log "boot '$b' ($(boot_args "$b")): console log ${res#$TOP/}/console-$b.log"
 	tb=$SECONDS
 	python3 "$TOP/scripts/run-vm.py" --quiet --boot "$b" \
 		--append "$(boot_args "$b") kvmtest.tmo_scale=$TMO_SCALE" \
@@ -62,7 +62,7 @@ for s, b, name, secs, why in rows:
 print()
 fails = [r for r in rows if r[0] == "FAIL"]
 for s, b, name, secs, why in fails:
-    print("FAILED: %s/%s: %s (console log: build/out/results/console-%s.log)" % (b, name, why, b))
+    print("FAILED: %s/%s: %s (console log: %s/console-%s.log)" % (b, name, why, res, b))
 line = "%d passed, %d failed" % (n["PASS"], n["FAIL"])
 if n["SKIP"]:
     line += ", %d skipped" % n["SKIP"]

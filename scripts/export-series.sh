@@ -4,6 +4,7 @@
 #   --compare   export to a temporary directory and compare with patches/
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+TREE=$MAIN_TREE
 
 compare=0
 [ "${1:-}" = "--compare" ] && compare=1

@@ -5,6 +5,7 @@
 # on a backup branch before the tree is re-synchronised.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+TREE=$MAIN_TREE
 
 series=()
 for p in "$TOP"/patches/*.patch; do

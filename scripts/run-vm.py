@@ -125,6 +125,13 @@ def main():
                               if l.rstrip().endswith("skipping test")][-1]
             elif rc == 0:
                 res["status"] = "PASS"
+            elif rc == SKIP_RC and any("Test Assertion Failure" in l
+                                       for l in cur["out"]):
+                # 5.10's TEST_ASSERT() exits with KSFT_SKIP when errno
+                # happens to be EACCES: a failed assertion is a failure.
+                res["status"] = "FAIL"
+                res["why"] = "assertion failed (exit code says skip): " + \
+                    ([l.strip() for l in cur["out"] if l.strip()][-2][:200])
             elif rc == SKIP_RC:
                 res["status"] = "SKIP"
                 skips = [l for l in cur["out"] if "skip" in l.lower()]
@@ -176,10 +183,13 @@ def main():
     except subprocess.TimeoutExpired:
         proc.kill()
     if cur is not None:
+        last = [l for l in open(args.log).read().splitlines()[-5:] if l.strip()]
         emit({"name": cur["name"], "boot": args.boot, "rc": -1,
               "secs": int(time.monotonic() - cur["t0"]), "status": "FAIL",
-              "why": "guest died during the test" +
-                     ((": " + cur["splat"][0]) if cur["splat"] else "")})
+              "why": "guest died during the test (QEMU exit status %s)%s" % (
+                  proc.returncode,
+                  (": " + cur["splat"][0]) if cur["splat"] else
+                  (", last console line: " + last[-1][:120]) if last else "")})
     if not done or boot_splat:
         why = "; ".join(boot_splat[:3]) or "the guest did not finish its test list"
         emit({"name": "boot", "boot": args.boot, "rc": -1,

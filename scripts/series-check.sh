@@ -9,6 +9,7 @@
 #   --checkpatch-only   skip 3.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
+TREE=$MAIN_TREE
 
 series=()
 for p in "$TOP"/patches/*.patch; do
