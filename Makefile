@@ -8,7 +8,7 @@ S := scripts
 export DEBUG BOOTS ONLY
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
-	export series-check checkpatch sparse clean distclean
+	export series-check checkpatch sparse bench-memslot clean distclean
 
 all: demo
 
@@ -61,13 +61,12 @@ checkpatch: tree
 sparse: kernel
 	@$(S)/sparse-check.sh
 
-clean:
-	rm -rf build/out
-
-dist# sparse (make C=2) on KVM: the warnings the series adds in the files it
-# touches, compared with the pinned base.
-sparse: kernel
-	@$(S)/sparse-check.sh
+# Benchmark: memslot metadata per page, pinned base vs series, side by side.
+bench-memslot: initramfs
+	@$(S)/bench-memslot.sh
 
 clean:
+	rm -rf build/out build/out-debug
+
+distclean:
 	rm -rf build
