@@ -19,7 +19,7 @@ mkdir -p "$res"
 
 boot_args() {
 	case $1 in
-	npt) echo "kvm.tdp_mmu=0 kvm_amd.npt=1" ;;
+	npt|nptstress) echo "kvm.tdp_mmu=0 kvm_amd.npt=1" ;;
 	tdp|tdpstress) echo "kvm.tdp_mmu=1 kvm_amd.npt=1" ;;
 	shadow) echo "kvm.tdp_mmu=0 kvm_amd.npt=0" ;;
 	*) die "unknown boot $1" ;;

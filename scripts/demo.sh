@@ -40,7 +40,7 @@ for b in ("npt", "tdp", "shadow"):
                      bits.group(1) if bits else "-", bits.group(2) if bits else "-",
                      ring.group(1) if ring else "-", r["secs"]))
 mmu = {"npt": "legacy MMU + NPT", "tdp": "TDP MMU + NPT", "shadow": "shadow paging",
-       "tdpstress": "TDP MMU + NPT"}
+       "tdpstress": "TDP MMU + NPT", "nptstress": "legacy MMU + NPT"}
 print()
 print("%-18s %-11s %-6s %14s %14s %14s %10s %6s" % (
     "MMU", "log mode", "result", "guest writes", "pages dirty", "pages clean",
