@@ -11,7 +11,7 @@ TMO_SCALE=1
 if [ "${DEBUG:-0}" = 1 ]; then
 	# The debug kernel runs the dirty tracking tests, more slowly.
 	TMO_SCALE=4
-	: "${ONLY:=$(awk '/^(dirty|clear|ring)/ {printf "%s%s", sep, $1; sep=","}' "$TOP/tests/suite.list")}"
+	: "${ONLY:=$(awk '/^(dirty|clear|ring|memslot|svm)/ {printf "%s%s", sep, $1; sep=","}' "$TOP/tests/suite.list")}"
 fi
 res=$OUT/results
 rm -rf "$res"
