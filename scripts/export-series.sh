@@ -23,6 +23,17 @@ if [ "$n" -gt 0 ]; then
 	git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
 		--zero-commit --no-signature --no-signature --base="$BASE_TAG" \
 		--numbered "${cover[@]}" -o "$tmp" "$BASE_TAG"..HEAD
+	# One line per Subject: header (format-patch folds long ones), so
+	# that tools reading the subject line find all of it; git am reads
+	# both forms.
+	for f in "$tmp"/*.patch; do
+		awk 'BEGIN { insub = 0 }
+		     insub && /^[ \t]/ { sub(/^[ \t]+/, " "); line = line $0; next }
+		     insub { print line; insub = 0 }
+		     /^Subject: / && !done { line = $0; insub = 1; done = 1; next }
+		     { print }
+		     END { if (insub) print line }' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
+	done
 	# The cover letter's date is the time of export: pin it to the last
 	# commit's author date instead.
 	if [ -f "$tmp/0000-cover-letter.patch" ]; then
