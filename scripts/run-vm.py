@@ -127,8 +127,9 @@ def main():
                 res["status"] = "PASS"
             elif rc == SKIP_RC and any("Test Assertion Failure" in l
                                        for l in cur["out"]):
-                # 5.10's TEST_ASSERT() exits with KSFT_SKIP when errno
-                # happens to be EACCES: a failed assertion is a failure.
+                # Unpatched 5.10 TEST_ASSERT() exits with KSFT_SKIP when
+                # errno happens to be EACCES (patch 17 removes that): a
+                # failed assertion is a failure whatever the exit code.
                 res["status"] = "FAIL"
                 res["why"] = "assertion failed (exit code says skip): " + \
                     ([l.strip() for l in cur["out"] if l.strip()][-2][:200])
