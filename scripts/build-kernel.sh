@@ -2,6 +2,7 @@
 # Build the lean test kernel in the work tree (in place, incrementally,
 # through ccache) and the uapi headers the selftests compile against.
 #   DEBUG=1   also merge config/kvm-debug.config (KASAN, lockdep, ...)
+#   KVMGT=1   also merge config/kvm-kvmgt.config (i915, GVT-g, KVMGT)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -25,6 +26,7 @@ command -v ccache >/dev/null && cc="ccache gcc"
 
 frags=("$TOP/config/kvm-lean.config")
 [ "${DEBUG:-0}" = 1 ] && frags+=("$TOP/config/kvm-debug.config")
+[ "${KVMGT:-0}" = 1 ] && frags+=("$TOP/config/kvm-kvmgt.config")
 want=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
 stamp=$TREE/.config.fragments
 

@@ -7,9 +7,14 @@ CACHE=${CACHE:-$BUILD/cache}
 MAIN_TREE=$BUILD/linux
 # DEBUG=1: the debug kernel (config/kvm-debug.config) is built in a
 # worktree of its own, so that switching does not rebuild everything.
+# KVMGT=1: the same with i915, GVT-g and KVMGT built in
+# (config/kvm-kvmgt.config), in build/linux-kvmgt.
 if [ "${DEBUG:-0}" = 1 ]; then
 	TREE=${TREE:-$BUILD/linux-debug}
 	OUT=${OUT:-$BUILD/out-debug}
+elif [ "${KVMGT:-0}" = 1 ]; then
+	TREE=${TREE:-$BUILD/linux-kvmgt}
+	OUT=${OUT:-$BUILD/out-kvmgt}
 else
 	TREE=${TREE:-$BUILD/linux}
 	OUT=${OUT:-$BUILD/out}
