@@ -128,7 +128,7 @@ def main():
             elif rc == SKIP_RC and any("Test Assertion Failure" in l
                                        for l in cur["out"]):
                 # Unpatched 5.10 TEST_ASSERT() exits with KSFT_SKIP when
-                # errno happens to be EACCES (patch 17 removes that): a
+                # errno happens to be EACCES (patch 19 removes that): a
                 # failed assertion is a failure whatever the exit code.
                 res["status"] = "FAIL"
                 res["why"] = "assertion failed (exit code says skip): " + \
