@@ -4,12 +4,15 @@
 
 SHELL := /bin/bash
 S := scripts
+KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 # DEBUG=1 selects the debug kernel (KASAN, lockdep, UBSAN, ...).
 # KVMGT=1 selects a kernel with KVMGT built in, as Debian builds it.
-export DEBUG KVMGT BOOTS ONLY
+# MMUS="npt tdp shadow" (which MMU configurations), GROUP=suite|stress
+# (which test group each boots), ONLY=test,test (only these tests).
+export DEBUG KVMGT MMUS GROUP ONLY MMU
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
-	export series-check checkpatch sparse bench-memslot clean distclean
+	export series-check checkpatch sparse bench-memslot harness-test clean distclean
 
 all: demo
 
@@ -31,19 +34,24 @@ selftests: kernel
 initramfs: selftests
 	@$(S)/mk-initramfs.sh
 
-# Everything, then the suite under all three MMU configurations.
-# BOOTS="npt tdp shadow" and ONLY=test,test narrow it down.
-check: initramfs
+# The harness's own tests first (recorded consoles, seconds, no QEMU),
+# everything built, then the suite under all three MMU configurations;
+# build/out/results.tap holds the run.
+check: harness-test initramfs
 	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || $(S)/series-check.sh
-	@$(S)/check.sh
+	@$(KVMTEST) check
+
+harness-test:
+	@$(KVMTEST) selftest
 
 # The main job: build and show the dirty logging modes on a guest.
 demo: initramfs
-	@$(S)/demo.sh
+	@$(KVMTEST) demo
 
-# Boot one configuration and show the console (BOOT=npt|tdp|shadow).
+# Boot one MMU configuration with its console on the terminal
+# (MMU=npt|tdp|shadow, GROUP, ONLY).
 vm: initramfs
-	@BOOTS=$${BOOT:-npt} $(S)/check.sh
+	@$(KVMTEST) vm
 
 # Export the work tree's commits into patches/.
 export:
@@ -64,7 +72,8 @@ sparse: kernel
 
 # Benchmark: memslot metadata per page, pinned base vs series, side by side.
 bench-memslot: initramfs
-	@$(S)/bench-memslot.sh
+	@$(S)/build-base-kernel.sh
+	@$(KVMTEST) bench-memslot
 
 clean:
 	rm -rf build/out build/out-debug

@@ -17,12 +17,7 @@ if [ "$TREE" != "$MAIN_TREE" ]; then
 fi
 mkdir -p "$OUT"
 
-export CCACHE_DIR=${CCACHE_DIR:-${HOME:-/root}/.cache/kvm-dirty-ccache}
-export CCACHE_BASEDIR=$TREE
-export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
-export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
-cc="gcc"
-command -v ccache >/dev/null && cc="ccache gcc"
+use_ccache "$TREE"
 
 frags=("$TOP/config/kvm-lean.config")
 [ "${DEBUG:-0}" = 1 ] && frags+=("$TOP/config/kvm-debug.config")
@@ -32,9 +27,9 @@ stamp=$TREE/.config.fragments
 
 if [ ! -f "$TREE/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 	log "configuring: allnoconfig + ${frags[*]##*/}"
-	make -C "$TREE" -s CC="$cc" allnoconfig >/dev/null
+	make -C "$TREE" -s CC="$KCC" allnoconfig >/dev/null
 	(cd "$TREE" && KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config "${frags[@]}" >/dev/null)
-	make -C "$TREE" -s CC="$cc" olddefconfig >/dev/null
+	make -C "$TREE" -s CC="$KCC" olddefconfig >/dev/null
 	# Every option the fragments ask for must have taken effect; a
 	# later fragment overrides an earlier one.
 	bad=0
@@ -56,16 +51,14 @@ if [ ! -f "$TREE/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; the
 fi
 
 run_logged "building the kernel (make -j$JOBS bzImage)" "$OUT/kernel-build.log" \
-	make -C "$TREE" -j"$JOBS" CC="$cc" bzImage
+	make -C "$TREE" -j"$JOBS" CC="$KCC" bzImage
 run_logged "installing uapi headers" "$OUT/headers.log" \
 	make -C "$TREE" -j"$JOBS" headers
 
 # Warnings in files that the series touches are errors.  (KVM itself is
 # already built with -Werror through CONFIG_KVM_WERROR.)
-touched=$(git -C "$TREE" diff --name-only "$BASE_TAG" HEAD -- '*.c' '*.h' | grep -v '^tools/' || true)
-if [ -n "$touched" ]; then
-	warn=$(grep -F -f <(echo "$touched") "$OUT/kernel-build.log" | grep -E 'warning:|error:' || true)
-	[ -z "$warn" ] || { echo "$warn" >&2; die "compiler warnings in files the series touches"; }
-fi
+# shellcheck disable=SC2046
+warnings_in "$OUT/kernel-build.log" $(touched_files) ||
+	die "compiler warnings in files the series touches"
 cp "$TREE/arch/x86/boot/bzImage" "$OUT/bzImage"
 log "kernel: $(cat "$TREE/include/config/kernel.release") ($(stat -c %s "$OUT/bzImage") bytes)"

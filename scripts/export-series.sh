@@ -21,7 +21,7 @@ if [ "$n" -gt 0 ]; then
 		cover=(--cover-letter --cover-from-description=subject)
 	fi
 	git -C "$TREE" -c core.abbrev=12 -c diff.noprefix=false format-patch -q \
-		--zero-commit --no-signature --no-signature --base="$BASE_TAG" \
+		--zero-commit --no-signature --base="$BASE_TAG" \
 		--numbered "${cover[@]}" -o "$tmp" "$BASE_TAG"..HEAD
 	# One line per Subject: header (format-patch folds long ones), so
 	# that tools reading the subject line find all of it; git am reads
@@ -48,6 +48,5 @@ if [ $compare = 1 ]; then
 fi
 rm -f "$TOP"/patches/*.patch
 cp "$tmp"/*.patch "$TOP/patches/" 2>/dev/null || true
-echo "$( (cat /dev/null $(ls "$TOP"/patches/*.patch 2>/dev/null | grep -v '/0000-')) | sha256sum | cut -d' ' -f1)" \
-	>"$TREE/.git/kvm-dirty-series"
+series_hash >"$SERIES_STAMP"
 log "exported $n patches to patches/"

@@ -37,6 +37,10 @@ export KBUILD_BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 2026"
 
 JOBS=${JOBS:-$(nproc)}
 
+# The work tree's stamp: the hash of the patches/ it was last synchronised
+# with (make-tree.sh) or exported to (export-series.sh).
+SERIES_STAMP=$MAIN_TREE/.git/kvm-dirty-series
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -63,4 +67,58 @@ run_logged() {
 		die "$what failed after $((SECONDS - start)) s (rc $rc)"
 	fi
 	log "$what: done in $((SECONDS - start)) s"
+}
+
+# ccache for a build in the tree $1: exports ccache's settings and sets KCC
+# to the compiler command to pass as make's CC.
+use_ccache() {
+	export CCACHE_DIR=${CCACHE_DIR:-${HOME:-/root}/.cache/kvm-dirty-ccache}
+	export CCACHE_BASEDIR=$1
+	export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
+	export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+	KCC=gcc
+	if command -v ccache >/dev/null; then KCC="ccache gcc"; fi
+}
+
+# The series: patches/*.patch in order, without the cover letter, into the
+# array SERIES; series_hash prints the hash SERIES_STAMP holds.
+series_files() {
+	local p
+	SERIES=()
+	for p in "$TOP"/patches/*.patch; do
+		[ -e "$p" ] || continue
+		case "$(basename "$p")" in 0000-*) continue ;; esac
+		SERIES+=("$p")
+	done
+}
+series_hash() {
+	series_files
+	cat /dev/null "${SERIES[@]}" | sha256sum | cut -d' ' -f1
+}
+
+# The kernel files (C and headers, outside tools/) that the series
+# touches; or, given a commit, that this commit touches.
+touched_files() {
+	if [ $# = 0 ]; then
+		git -C "$MAIN_TREE" diff --name-only "$BASE_TAG" HEAD -- '*.c' '*.h'
+	else
+		git -C "$MAIN_TREE" diff-tree --no-commit-id --name-only -r "$1" -- '*.c' '*.h'
+	fi | grep -v '^tools/' || true
+}
+
+# warnings_in LOG FILE...: print the compiler warnings and errors in LOG
+# that name one of FILE; fail if there is any.
+warnings_in() {
+	local logf=$1 hits
+	shift
+	[ $# -gt 0 ] || return 0
+	hits=$(grep -F -f <(printf '%s\n' "$@") "$logf" | grep -E 'warning:|error:' || true)
+	[ -z "$hits" ] && return 0
+	echo "$hits" >&2
+	return 1
+}
+
+# The test half of the tooling (scripts/kvmtest).
+kvmtest() {
+	PYTHONPATH="$TOP/scripts${PYTHONPATH:+:$PYTHONPATH}" python3 -m kvmtest "$@"
 }

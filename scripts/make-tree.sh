@@ -7,14 +7,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 TREE=$MAIN_TREE
 
-series=()
-for p in "$TOP"/patches/*.patch; do
-	[ -e "$p" ] || continue
-	case "$(basename "$p")" in 0000-*) continue ;; esac
-	series+=("$p")
-done
-series_hash=$( (cat /dev/null "${series[@]}") | sha256sum | cut -d' ' -f1)
-stamp=$TREE/.git/kvm-dirty-series
+series_files
+series_hash=$(series_hash)
+stamp=$SERIES_STAMP
 
 git_tree() { git -C "$TREE" "$@"; }
 
@@ -40,17 +35,17 @@ if [ ! -d "$TREE/.git" ]; then
 fi
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$series_hash" ]; then
-	log "work tree is up to date with patches/ (${#series[@]} patches)"
+	log "work tree is up to date with patches/ (${#SERIES[@]} patches)"
 	exit 0
 fi
 
 # The tree may already hold exactly the series (the developer just
 # exported it): then there is nothing to apply.
-if [ "$(git_tree rev-list --count "$BASE_TAG"..HEAD)" = "${#series[@]}" ] &&
+if [ "$(git_tree rev-list --count "$BASE_TAG"..HEAD)" = "${#SERIES[@]}" ] &&
    [ -z "$(git_tree status --porcelain -uno)" ] &&
    "$TOP/scripts/export-series.sh" --compare >/dev/null 2>&1; then
 	echo "$series_hash" >"$stamp"
-	log "work tree already holds patches/ (${#series[@]} patches)"
+	log "work tree already holds patches/ (${#SERIES[@]} patches)"
 	exit 0
 fi
 
@@ -64,7 +59,7 @@ if [ "$(git_tree rev-parse HEAD)" != "$(git_tree rev-parse "$BASE_TAG")" ]; then
 fi
 git_tree am --abort >/dev/null 2>&1 || true
 git_tree reset -q --hard "$BASE_TAG"
-for p in "${series[@]}"; do
+for p in "${SERIES[@]}"; do
 	# --3way is deliberately not used: a patch must apply exactly.
 	if ! git_tree am -q --whitespace=nowarn "$p" >"$BUILD/am.log" 2>&1; then
 		cat "$BUILD/am.log" >&2
@@ -73,4 +68,4 @@ for p in "${series[@]}"; do
 	fi
 done
 echo "$series_hash" >"$stamp"
-log "applied ${#series[@]} patches on $BASE_TAG"
+log "applied ${#SERIES[@]} patches on $BASE_TAG"

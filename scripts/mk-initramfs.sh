@@ -1,12 +1,12 @@
 #!/bin/bash
-# Pack busybox, the statically linked selftests, the suite list and the
-# init script into build/out/initramfs.cpio.gz.
+# Pack busybox, the statically linked test programs that tests/suite.list
+# names and tests/init.sh (as /init) into build/out/initramfs.cpio.gz.
+# Each boot appends its own /plan to it (scripts/kvmtest/qemu.py).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 bb=/bin/busybox
 [ -x "$bb" ] && "$bb" --list >/dev/null 2>&1 || die "busybox-static is not installed"
-file -L "$bb" 2>/dev/null | grep -q 'statically linked' || true
 
 root=$OUT/initramfs
 rm -rf "$root"
@@ -17,20 +17,15 @@ for app in $("$bb" --list); do
 done
 cp "$TOP/tests/init.sh" "$root/init"
 chmod +x "$root/init"
-cp "$TOP/tests/suite.list" "$root/tests/suite.list"
 
 sel=$OUT/selftests
 n=0
-while read -r name boots tmo cmd; do
-	case "$name" in ''|\#*) continue ;; esac
-	bin=${cmd%% *}
-	[ "$bin" = '!skip' ] && continue
-	[ -e "$root/tests/$bin" ] && continue
+for bin in $(kvmtest programs); do
 	src=$sel/$bin
 	[ -x "$src" ] || src=$sel/x86_64/$bin
 	[ -x "$src" ] || die "suite.list names $bin, which was not built"
 	cp "$src" "$root/tests/$bin"
 	n=$((n + 1))
-done <"$TOP/tests/suite.list"
+done
 (cd "$root" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$OUT/initramfs.cpio.gz"
 log "initramfs: $n test programs, $(stat -c %s "$OUT/initramfs.cpio.gz") bytes"

@@ -12,13 +12,8 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 TREE=$MAIN_TREE
 
-series=()
-for p in "$TOP"/patches/*.patch; do
-	[ -e "$p" ] || continue
-	case "$(basename "$p")" in 0000-*) continue ;; esac
-	series+=("$p")
-done
-if [ ${#series[@]} = 0 ]; then
+series_files
+if [ ${#SERIES[@]} = 0 ]; then
 	log "series check: patches/ is empty, nothing to check"
 	exit 0
 fi
@@ -27,7 +22,7 @@ errors=0
 warnings=0
 mkdir -p "$OUT"
 : >"$OUT/checkpatch.log"
-for p in "${series[@]}"; do
+for p in "${SERIES[@]}"; do
 	out=$(cd "$TREE" && perl scripts/checkpatch.pl --strict --no-tree --show-types --terse -q "$p" 2>&1)
 	e=$(grep -c ': ERROR:' <<<"$out")
 	w=$(grep -c ': WARNING:\|: CHECK:' <<<"$out")
@@ -42,11 +37,7 @@ done
 
 # Bisectability.
 bis=$BUILD/bisect
-export CCACHE_DIR=${CCACHE_DIR:-${HOME:-/root}/.cache/kvm-dirty-ccache}
-export CCACHE_BASEDIR=$bis
-export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
-cc=gcc
-command -v ccache >/dev/null && cc="ccache gcc"
+use_ccache "$bis"
 if [ ! -d "$bis" ]; then
 	git -C "$TREE" worktree prune
 	git -C "$TREE" worktree add -q --detach "$bis" "$BASE_TAG" || die "cannot create $bis"
@@ -65,15 +56,16 @@ for c in $commits; do
 	grep -qv '^tools/\|^Documentation/' <<<"$files" && targets+=(arch/x86/kvm/)
 	if [ ${#targets[@]} -gt 0 ]; then
 		run_logged "bisect $i: building ${targets[*]} at '$subj'" "$OUT/bisect-$i.log" \
-			make -C "$bis" -j"$JOBS" CC="$cc" olddefconfig "${targets[@]}"
+			make -C "$bis" -j"$JOBS" CC="$KCC" olddefconfig "${targets[@]}"
 		# KVM builds with -Werror (CONFIG_KVM_WERROR); other warnings in
 		# touched files count too.
-		grep -F -f <(grep -v '^tools/\|^Documentation/' <<<"$files") "$OUT/bisect-$i.log" | grep -q 'warning:' &&
+		# shellcheck disable=SC2046
+		warnings_in "$OUT/bisect-$i.log" $(touched_files "$c") ||
 			die "bisect $i: compiler warnings in files '$subj' touches"
 	fi
 	if grep -q '^tools/testing/selftests/kvm/' <<<"$files"; then
 		run_logged "bisect $i: headers + selftests at '$subj'" "$OUT/bisect-$i-selftests.log" \
-			bash -c "make -C '$bis' -s headers && make -C '$bis/tools/testing/selftests/kvm' -j$JOBS CC='$cc' OUTPUT='$bis/.selftests' KSFT_KHDR_INSTALL_DONE=1"
+			bash -c "make -C '$bis' -s headers && make -C '$bis/tools/testing/selftests/kvm' -j$JOBS CC='$KCC' OUTPUT='$bis/.selftests' KSFT_KHDR_INSTALL_DONE=1"
 	fi
 	for doc in $(grep '^Documentation/.*\.rst$' <<<"$files"); do
 		# The reST must parse without a warning (docutils; the kernel's
@@ -95,7 +87,7 @@ done
 # KVM in its 686-pae kernel).  Compile-tested only: nothing here runs a
 # 32-bit KVM host.
 i386=$BUILD/i386
-export CCACHE_BASEDIR=$i386
+use_ccache "$i386"
 if [ ! -d "$i386" ]; then
 	git -C "$TREE" worktree prune
 	git -C "$TREE" worktree add -q --detach "$i386" HEAD || die "cannot create $i386"
@@ -104,17 +96,18 @@ git -C "$i386" checkout -q --detach "$(git -C "$TREE" rev-parse HEAD)" || die "c
 # Reconfigure when the fragment changed, as build-kernel.sh does.
 want=$(sha256sum <"$TOP/config/kvm-lean.config" | cut -d' ' -f1)
 if [ ! -f "$i386/.config" ] || [ "$(cat "$i386/.config.fragments" 2>/dev/null)" != "$want" ]; then
-	make -C "$i386" -s ARCH=i386 CC="$cc" allnoconfig >/dev/null
+	make -C "$i386" -s ARCH=i386 CC="$KCC" allnoconfig >/dev/null
 	(cd "$i386" && ARCH=i386 scripts/kconfig/merge_config.sh -m .config "$TOP/config/kvm-lean.config" >/dev/null 2>&1)
-	make -C "$i386" -s ARCH=i386 CC="$cc" olddefconfig >/dev/null
+	make -C "$i386" -s ARCH=i386 CC="$KCC" olddefconfig >/dev/null
 	echo "$want" >"$i386/.config.fragments"
 fi
 for opt in CONFIG_X86_32 CONFIG_KVM CONFIG_KVM_AMD CONFIG_KVM_INTEL CONFIG_KVM_WERROR; do
 	grep -qx "$opt=y" "$i386/.config" || die "i386 config: $opt is not y"
 done
 run_logged "i386: building arch/x86/kvm/ (ARCH=i386)" "$OUT/i386-kvm.log" \
-	make -C "$i386" -j"$JOBS" ARCH=i386 CC="$cc" arch/x86/kvm/
-grep -F -f <(git -C "$TREE" diff --name-only "$BASE_TAG" HEAD -- '*.c' '*.h' | grep -v '^tools/') \
-	"$OUT/i386-kvm.log" | grep -q 'warning:' && die "i386: compiler warnings in files the series touches"
+	make -C "$i386" -j"$JOBS" ARCH=i386 CC="$KCC" arch/x86/kvm/
+# shellcheck disable=SC2046
+warnings_in "$OUT/i386-kvm.log" $(touched_files) ||
+	die "i386: compiler warnings in files the series touches"
 
-log "series check: ${#series[@]} patches apply, checkpatch clean of errors ($warnings warnings/checks), each builds, and KVM builds for i386"
+log "series check: ${#SERIES[@]} patches apply, checkpatch clean of errors ($warnings warnings/checks), each builds, and KVM builds for i386"

@@ -12,7 +12,7 @@ command -v sparse >/dev/null || {
 }
 bis=$BUILD/bisect
 [ -d "$bis" ] || git -C "$TREE" worktree add -q --detach "$bis" "$BASE_TAG"
-touched=$(git -C "$TREE" diff --name-only "$BASE_TAG" HEAD -- '*.c' '*.h' | grep -v '^tools/')
+touched=$(touched_files)
 run_sparse() {
 	git -C "$bis" checkout -q --detach "$1"
 	cp "$TREE/.config" "$bis/.config"

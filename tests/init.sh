@@ -1,8 +1,16 @@
 #!/bin/sh
-# /init of the test initramfs.  Runs the tests of tests/suite.list that
-# belong to this boot (kvmtest.boot= on the kernel command line), each
-# under its own timeout, and reports over the serial console with
-# "@@" marker lines that scripts/run-vm.py parses.
+# /init of the test initramfs: runs this boot's plan, /plan, which the host
+# wrote (scripts/kvmtest/suite.py, Boot.plan_text) and appended to the
+# initramfs, and reports in KTAP (TAP version 13) on the serial console,
+# the way kselftest's runner does: each test's output prefixed with "# ",
+# "ok N name", "ok N name # SKIP" (exit 4, KSFT_SKIP), "not ok N name #
+# TIMEOUT T seconds", "not ok N name # exit=RC"; a multi-part test as
+# indented subtests.  Judging the output is the host's job.
+#
+# /plan: "boot NAME", "param MODULE PARAM" (each read back from sysfs
+# into the header), "plan N" (top-level entries), then one line per
+# entry: "test TIMEOUT NAME COMMAND...", "skip NAME REASON", or
+# "group NAME N" followed by its N test/skip lines.
 export PATH=/bin:/sbin:/tests
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -12,37 +20,87 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/null
 
-boot=$(sed -n 's/.*kvmtest\.boot=\([^ ]*\).*/\1/p' /proc/cmdline)
-only=$(sed -n 's/.*kvmtest\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
-scale=$(sed -n 's/.*kvmtest\.tmo_scale=\([0-9]*\).*/\1/p' /proc/cmdline)
-echo "@@BOOT $boot $(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)"
-for p in /sys/module/kvm/parameters/tdp_mmu /sys/module/kvm_amd/parameters/npt; do
-	[ -r "$p" ] && echo "@@PARAM $p=$(cat $p)"
-done
-[ -c /dev/kvm ] || echo "@@NOKVM"
+finish() {
+	sync
+	reboot -f
+}
+
+echo "TAP version 13"
+if [ ! -r /plan ]; then
+	echo "Bail out! no /plan in the initramfs"
+	finish
+fi
+echo "# kernel $(uname -r) $(uname -v)"
+echo "# cpus $(grep -c ^processor /proc/cpuinfo)"
+while read -r kind a b rest; do
+	case "$kind" in
+	boot) echo "# boot $a" ;;
+	param) echo "# param $a.$b=$(cat "/sys/module/$a/parameters/$b" 2>/dev/null || echo '(absent)')" ;;
+	esac
+done </plan
+if [ ! -c /dev/kvm ]; then
+	echo "Bail out! /dev/kvm is missing"
+	finish
+fi
+
+uptime_s() { cut -d. -f1 /proc/uptime; }
+
+# run_test INDENT NUMBER TIMEOUT NAME COMMAND...; sets $status to
+# ok, skip or fail.
+run_test() {
+	ind=$1 num=$2 tmo=$3 name=$4
+	shift 4
+	echo "$ind# selftests: kvm: $name: $* (timeout $tmo s)"
+	t0=$(uptime_s)
+	( timeout -s KILL "$tmo" sh -c "exec $*" </dev/null 2>&1
+	  echo $? >/tmp/rc ) | sed "s/^/$ind# /"
+	rc=$(cat /tmp/rc)
+	secs=$(($(uptime_s) - t0))
+	if [ "$rc" = 0 ]; then
+		echo "${ind}ok $num $name"; status=ok
+	elif [ "$rc" = 4 ]; then
+		echo "${ind}ok $num $name # SKIP"; status=skip
+	elif [ "$rc" = 137 ] && [ "$secs" -ge "$tmo" ]; then
+		# busybox's timeout passes the SIGKILL's 137 on; only the time
+		# tells it from another SIGKILL (the OOM killer's).
+		echo "${ind}not ok $num $name # TIMEOUT $tmo seconds"; status=fail
+	else
+		echo "${ind}not ok $num $name # exit=$rc"; status=fail
+	fi
+}
 
 cd /tests
-while read -r name boots tmo cmd; do
-	case "$name" in ''|\#*) continue ;; esac
-	case ",$boots," in *",$boot,"*|*",all,"*) ;; *) continue ;; esac
-	if [ -n "$only" ]; then
-		case ",$only," in *",$name,"*) ;; *) continue ;; esac
-	fi
-	case "$cmd" in
-	'!skip '*) echo "@@START $name 0"; echo "  | SKIP: ${cmd#!skip }"
-		echo "@@END $name rc=4 secs=0"; continue ;;
+n=0 sub=0 gname='' gleft=0 gfail=0 gpass=0
+while read -r kind a b rest; do
+	case "$kind" in
+	plan) echo "1..$a"; continue ;;
+	group)
+		n=$((n + 1)) gname=$a gleft=$b sub=0 gfail=0 gpass=0
+		echo "    # Subtest: $a"
+		echo "    1..$b"
+		continue ;;
+	test|skip) ;;
+	*) continue ;;
 	esac
-	tmo=$((tmo * ${scale:-1}))
-	echo "@@START $name $tmo"
-	t0=$(cut -d. -f1 /proc/uptime)
-	# The test's own output goes to the console as it is produced,
-	# prefixed so that it cannot be mistaken for a marker line.
-	( timeout -s KILL "$tmo" sh -c "exec $cmd" </dev/null 2>&1
-	  echo $? >/tmp/rc ) | sed 's/^/  | /'
-	rc=$(cat /tmp/rc)
-	t1=$(cut -d. -f1 /proc/uptime)
-	echo "@@END $name rc=$rc secs=$((t1 - t0))"
-done </tests/suite.list
-echo "@@DONE"
-sync
-reboot -f
+	ind='' num=
+	if [ "$gleft" -gt 0 ]; then
+		sub=$((sub + 1)) ind='    ' num=$sub
+	else
+		n=$((n + 1)) num=$n
+	fi
+	if [ "$kind" = skip ]; then
+		echo "${ind}ok $num $a # SKIP $b $rest"; status=skip
+	else
+		run_test "$ind" "$num" "$a" "$b" $rest
+	fi
+	if [ "$gleft" -gt 0 ]; then
+		case $status in fail) gfail=1 ;; ok) gpass=1 ;; esac
+		gleft=$((gleft - 1))
+		if [ "$gleft" = 0 ]; then
+			if [ $gfail = 1 ]; then echo "not ok $n $gname"
+			elif [ $gpass = 1 ]; then echo "ok $n $gname"
+			else echo "ok $n $gname # SKIP"; fi
+		fi
+	fi
+done </plan
+finish

@@ -1,0 +1,341 @@
+"""python3 -m kvmtest SUBCOMMAND (scripts/lib.sh's kvmtest() sets the path).
+
+  check          boot each MMU configuration with a test group; print every
+                 result, a table and "N passed, N failed[, N skipped]";
+                 write build/out/results.tap (the whole run, TAP 13)
+  vm             one boot with its console on the terminal
+  demo           the dirty logging modes under the three MMUs, as a table
+  bench-memslot  memslot metadata per page, base kernel against series
+  programs       the test programs the initramfs must hold
+  plan           the plan a boot hands its guest
+  selftest       the harness's own tests (recorded consoles, no QEMU)
+
+Make passes its variables through the environment: MMUS ("npt tdp
+shadow"), GROUP (suite, stress), ONLY (test names, comma separated),
+DEBUG=1 / KVMGT=1 (the kernel variant).
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+from . import ktap, run, suite
+from .ktap import Status
+
+TOP = suite.TOP
+
+
+def log(msg: str) -> None:
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+def out_dir() -> str:
+    """build/out of the selected variant; scripts/lib.sh is its home."""
+    if os.environ.get("OUT"):
+        return os.environ["OUT"]
+    return subprocess.run(["bash", "-c", '. "$1/scripts/lib.sh" && echo "$OUT"', "-", TOP],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _env_list(name, default=""):
+    return [x for x in re.split(r"[,\s]+", os.environ.get(name, default)) if x]
+
+
+def _boots(records, variant, mmus, group, only):
+    if only:
+        suite.check_only(records, only)
+    boots = []
+    for m in mmus:
+        if m not in suite.MMUS:
+            raise suite.SuiteError("unknown MMU %r (known: %s)" % (m, ", ".join(suite.MMUS)))
+        b = suite.select(records, m, group, variant, only)
+        if b.entries:
+            boots.append(b)
+    if not boots:
+        raise suite.SuiteError("no test runs in group %r under %s%s" % (
+            group, " ".join(mmus), " with ONLY=" + ",".join(only) if only else ""))
+    return boots
+
+
+def _print_outcome(o: run.Outcome) -> None:
+    log("%-7s %s %s %ds%s" % (o.status.value, o.boot, o.name, o.secs,
+                              ": " + o.reason if o.reason else ""))
+
+
+def run_boots(boots, variant, kernel=None, initramfs=None, resdir=None,
+              quiet=False, echo=None):
+    out = out_dir()
+    kernel = kernel or os.path.join(out, "bzImage")
+    initramfs = initramfs or os.path.join(out, "initramfs.cpio.gz")
+    resdir = resdir or os.path.join(out, "results")
+    for f in (kernel, initramfs):
+        if not os.path.exists(f):
+            raise suite.SuiteError("%s is missing: run 'make initramfs' first" % f)
+    os.makedirs(resdir, exist_ok=True)
+    results = []
+    for b in boots:
+        log("boot %s (%s, %s; group %s): %d tests, console log %s" % (
+            b.name, b.mmu.label, b.mmu.cmdline(), b.group, len(b.leaves()),
+            os.path.relpath(os.path.join(resdir, "console-%s.log" % b.name), TOP)))
+        r = run.boot_vm(b, kernel, initramfs, resdir, variant.tmo_scale,
+                        on_outcome=None if quiet else _print_outcome, echo=echo)
+        log("boot %s finished in %d s" % (b.name, r.secs))
+        results.append(r)
+    return results
+
+
+def counts(outcomes):
+    n = {"passed": 0, "failed": 0, "skipped": 0}
+    for o in outcomes:
+        if o.status is Status.PASS:
+            n["passed"] += 1
+        elif o.status is Status.SKIP:
+            n["skipped"] += 1
+        else:
+            n["failed"] += 1
+    return n
+
+
+def summary_line(n) -> str:
+    line = "%d passed, %d failed" % (n["passed"], n["failed"])
+    if n["skipped"]:
+        line += ", %d skipped" % n["skipped"]
+    return line
+
+
+def write_tap(path, results):
+    header, rows = [], []
+    for r in results:
+        header.append("boot %s: %s (%s), group %s" % (
+            r.boot.name, r.boot.mmu.label, r.boot.mmu.cmdline(), r.boot.group))
+        header += ["  %s" % h for h in r.header]
+        for o in r.outcomes:
+            diag = []
+            if o.status.failed:
+                diag = ["console log: %s" % os.path.relpath(r.log, TOP)] if r.log else []
+                diag += ["| " + l for l in o.output[-20:]]
+            rows.append(("%s/%s" % (o.boot, o.name), o.status, o.reason, diag))
+    ktap.write(path, header, rows)
+
+
+PERL_TAP = r'''
+use TAP::Parser;
+open(my $f, "<", $ARGV[0]) or die "$ARGV[0]: $!";
+my $tap = do { local $/; <$f> };
+my $p = TAP::Parser->new({ tap => $tap });
+while (defined($p->next)) { }
+print "parse error: $_\n" for $p->parse_errors;
+printf "%d %d %d %d\n", $p->tests_run, scalar($p->passed), scalar($p->failed),
+       scalar($p->skipped);
+'''
+
+
+def tap_consumer_counts(path):
+    """What Perl's TAP::Parser (Debian's perl) reads in results.tap."""
+    p = subprocess.run(["perl", "-e", PERL_TAP, path], capture_output=True, text=True)
+    lines = p.stdout.strip().splitlines()
+    errors = [l for l in lines if l.startswith("parse error")]
+    if p.returncode != 0 or not lines:
+        return None, ["perl TAP::Parser failed: " + p.stderr.strip()]
+    run_, passed, failed, skipped = (int(x) for x in lines[-1].split())
+    return {"passed": passed - skipped, "failed": failed, "skipped": skipped,
+            "run": run_}, errors
+
+
+def report(results, out) -> int:
+    outcomes = [o for r in results for o in r.outcomes]
+    print()
+    print("%-7s %-12s %-26s %6s  %s" % ("", "boot", "test", "secs", ""))
+    for o in outcomes:
+        print("%-7s %-12s %-26s %6d  %s" % (o.status.value, o.boot, o.name, o.secs,
+                                            o.reason[:110]))
+    print()
+    for r in results:
+        for o in r.outcomes:
+            if o.status.failed:
+                print("FAILED: %s/%s: %s (console log: %s)" % (o.boot, o.name, o.reason,
+                                                              os.path.relpath(r.log, TOP)))
+    n = counts(outcomes)
+    tap = os.path.join(out, "results.tap")
+    write_tap(tap, results)
+    seen, errors = tap_consumer_counts(tap)
+    rc = 1 if n["failed"] or not n["passed"] else 0
+    if errors or seen is None or any(seen[k] != n[k] for k in n):
+        print("results.tap: TAP::Parser reads %s%s, the harness counted %s" % (
+            seen, "; " + "; ".join(errors) if errors else "", n))
+        rc = 1
+    else:
+        log("%s: TAP::Parser reads %d tests, the same counts" % (
+            os.path.relpath(tap, TOP), seen["run"]))
+    print(summary_line(n))
+    return rc
+
+
+# -- subcommands ------------------------------------------------------------
+
+def cmd_check(a) -> int:
+    records = suite.load()
+    variant = suite.variant_from_env()
+    boots = _boots(records, variant, a.mmus or _env_list("MMUS", "npt tdp shadow"),
+                   a.group or os.environ.get("GROUP") or suite.DEFAULT_GROUP,
+                   a.only or _env_list("ONLY"))
+    t0 = time.monotonic()
+    results = run_boots(boots, variant)
+    rc = report(results, out_dir())
+    log("suite finished in %d s" % (time.monotonic() - t0))
+    return rc
+
+
+def cmd_vm(a) -> int:
+    records = suite.load()
+    variant = suite.variant_from_env()
+    mmu = a.mmu or os.environ.get("MMU") or "npt"
+    boots = _boots(records, variant, [mmu],
+                   a.group or os.environ.get("GROUP") or suite.DEFAULT_GROUP,
+                   a.only or _env_list("ONLY"))
+    results = run_boots(boots, variant, echo=lambda l: print("[%s] %s" % (mmu, l), flush=True))
+    return report(results, out_dir())
+
+
+DEMO_TESTS = ["dirty_log", "clear_log", "dirty_ring"]
+
+
+def demo_rows(results):
+    rows = []
+    for r in results:
+        for o in r.outcomes:
+            if o.name not in DEMO_TESTS:
+                continue
+            text = "\n".join(o.output)
+            dirtied = re.findall(r"Dirtied (\d+) pages", text)
+            bits = re.search(r"dirty \((\d+)\), clear \((\d+)\), track_next \((\d+)\)", text)
+            ring = re.search(r"harvested (\d+) entries", text)
+            mode = re.search(r"Setting log mode to: '([^']+)'", text)
+            rows.append((r.boot.mmu.label, mode.group(1) if mode else o.name, o.status.value,
+                         dirtied[-1] if dirtied else "-",
+                         bits.group(1) if bits else "-", bits.group(2) if bits else "-",
+                         ring.group(1) if ring else "-", o.secs))
+    return rows
+
+
+def cmd_demo(a) -> int:
+    records = suite.load()
+    variant = suite.variant_from_env()
+    boots = _boots(records, variant, list(suite.MMUS), suite.DEFAULT_GROUP, DEMO_TESTS)
+    log("booting the test VM %d times (%s) to run: %s" % (
+        len(boots), ", ".join(b.name for b in boots), ", ".join(DEMO_TESTS)))
+    results = run_boots(boots, variant)
+    print()
+    print("%-18s %-11s %-6s %14s %14s %14s %12s %6s" % (
+        "MMU", "log mode", "result", "guest writes", "pages dirty", "pages clean",
+        "ring entries", "secs"))
+    for row in demo_rows(results):
+        print("%-18s %-11s %-6s %14s %14s %14s %12s %6d" % row)
+    print()
+    print("guest writes: pages the guest rewrote after its first pass over the area")
+    print("(as 5.10's dirty_log_test counts them); pages dirty/clean: what the host")
+    print("checked against guest memory over all iterations; ring entries: entries")
+    print("harvested from the dirty ring and reset.")
+    return report(results, out_dir())
+
+
+MEMSLOT = re.compile(r"memslot metadata, ([^,]+), (\d+) GiB memslot: ([0-9.]+) bytes/page "
+                     r"without nested, ([0-9.]+) bytes/page with SVM/VMX in CPUID")
+
+
+def memslot_figures(results):
+    """(kernel, mmu) -> (bytes/page, bytes/page with SVM in CPUID)."""
+    fig = {}
+    for kernel, r in results:
+        for o in r.outcomes:
+            if o.name != "memslot_metadata":
+                continue
+            m = MEMSLOT.search("\n".join(o.output))
+            fig[(kernel, r.boot.mmu.name)] = (m.group(3), m.group(4)) if m else ("?", "?")
+    return fig
+
+
+def cmd_bench_memslot(a) -> int:
+    records = suite.load()
+    variant = suite.variant_from_env()
+    out = out_dir()
+    kernels = {"base": os.path.join(out, "bench", "bzImage-base"),
+               "series": os.path.join(out, "bzImage")}
+    boots = _boots(records, variant, list(suite.MMUS), suite.DEFAULT_GROUP, ["memslot_metadata"])
+    results = []
+    for k, path in kernels.items():
+        for r in run_boots(boots, variant, kernel=path,
+                           resdir=os.path.join(out, "bench", k), quiet=True):
+            results.append((k, r))
+    fig = memslot_figures(results)
+    print()
+    print("Kernel metadata per guest page of an untouched 64 GiB memslot (bytes, VmallocUsed):")
+    print("%-18s %12s %16s %18s %12s" % ("MMU", "base 5.10", "series", "series, SVM cpuid", "ratio"))
+    for m in suite.MMUS.values():
+        base, _ = fig.get(("base", m.name), ("?", "?"))
+        ser, nest = fig.get(("series", m.name), ("?", "?"))
+        try:
+            ratio = "%.4f" % (float(ser) / float(base))
+        except (ValueError, ZeroDivisionError):
+            ratio = "?"
+        print("%-18s %12s %16s %18s %12s" % (m.label, base, ser, nest, ratio))
+    print("\n'series, SVM cpuid': after KVM_SET_CPUID2 offers a vCPU SVM, which allocates nothing:")
+    print("the metadata comes with the first shadow MMU root (svm_nested_paging_test).")
+    bad = [(k, r.boot.name, o.name, o.reason) for k, r in results for o in r.outcomes
+           if o.status.failed]
+    for b in bad:
+        print("FAILED on the %s kernel: %s/%s: %s" % b)
+    return 1 if bad else 0
+
+
+def cmd_programs(a) -> int:
+    print("\n".join(suite.programs(suite.load())))
+    return 0
+
+
+def cmd_plan(a) -> int:
+    records = suite.load()
+    b = suite.select(records, a.mmu, a.group, suite.variant_from_env(), a.only)
+    sys.stdout.write(b.plan_text())
+    return 0
+
+
+def cmd_selftest(a) -> int:
+    here = os.path.dirname(os.path.abspath(__file__))
+    tests = unittest.defaultTestLoader.discover(os.path.join(here, "tests"),
+                                                top_level_dir=os.path.dirname(here))
+    r = unittest.TextTestRunner(verbosity=1 if not a.verbose else 2).run(tests)
+    return 0 if r.wasSuccessful() else 1
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="kvmtest", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, fn in (("check", cmd_check), ("vm", cmd_vm), ("demo", cmd_demo),
+                     ("bench-memslot", cmd_bench_memslot), ("programs", cmd_programs),
+                     ("plan", cmd_plan), ("selftest", cmd_selftest)):
+        p = sub.add_parser(name)
+        p.set_defaults(fn=fn)
+        if name in ("check",):
+            p.add_argument("--mmus", nargs="*")
+        if name in ("vm", "plan"):
+            p.add_argument("--mmu", default=None if name == "vm" else "npt")
+        if name in ("check", "vm", "plan"):
+            p.add_argument("--group", default=None if name != "plan" else suite.DEFAULT_GROUP)
+            p.add_argument("--only", type=lambda s: s.split(","), default=None)
+        if name == "selftest":
+            p.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        return a.fn(a)
+    except suite.SuiteError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

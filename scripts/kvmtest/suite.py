@@ -1,0 +1,241 @@
+"""The suite: tests/suite.list read once into records, the table of MMU
+configurations, the build variants, and the plan of one boot.
+
+A boot is one MMU configuration running one test group.  Its plan is
+what the guest's /init executes and what the host expects back, so the
+host writes it (timeouts included, already scaled) and hands it to the
+guest in the initramfs: the guest never reads suite.list.
+"""
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SUITE_LIST = os.path.join(TOP, "tests", "suite.list")
+
+DEFAULT_GROUP = "suite"
+
+
+@dataclass(frozen=True)
+class Mmu:
+    """One x86 MMU configuration, chosen on the kernel command line."""
+    name: str
+    label: str
+    # module -> parameter -> value; each is passed as module.param=value
+    # and read back from /sys/module/<module>/parameters/<param>.
+    params: Tuple[Tuple[str, str, str], ...]
+
+    def cmdline(self) -> str:
+        return " ".join("%s.%s=%s" % p for p in self.params)
+
+
+# The one table of MMU configurations.
+MMUS = {m.name: m for m in (
+    Mmu("npt", "legacy MMU + NPT", (("kvm", "tdp_mmu", "0"), ("kvm_amd", "npt", "1"))),
+    Mmu("tdp", "TDP MMU + NPT", (("kvm", "tdp_mmu", "1"), ("kvm_amd", "npt", "1"))),
+    Mmu("shadow", "shadow paging", (("kvm", "tdp_mmu", "0"), ("kvm_amd", "npt", "0"))),
+)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A build of the test kernel (scripts/lib.sh names its directories)."""
+    name: str
+    env: str                    # the make variable that selects it
+    tmo_scale: int = 1          # timeouts are multiplied by this
+    test_set: Optional[str] = None       # run only this [set] of suite.list
+    only: Tuple[str, ...] = ()           # ... or only these tests
+    why: str = ""
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("lean", ""),
+    # The debug kernel (KASAN, lockdep, UBSAN) runs the dirty tracking
+    # tests, more slowly.
+    Variant("debug", "DEBUG", tmo_scale=4, test_set="tracking"),
+    # KVMGT built in: what a VM pays for memslot metadata when KVMGT is
+    # built but no vGPU registered with it.
+    Variant("kvmgt", "KVMGT", only=("memslot_metadata", "svm_nested_paging")),
+)}
+
+
+def variant_from_env(env=os.environ) -> Variant:
+    for v in VARIANTS.values():
+        if v.env and env.get(v.env, "0") == "1":
+            return v
+    return VARIANTS["lean"]
+
+
+@dataclass
+class Test:
+    """A leaf: one program run, one result."""
+    name: str
+    timeout: int
+    argv: str                   # the command line, or "" for a skip
+    skip: str = ""              # reason, if listed as "!skip REASON"
+    group: Optional[str] = None  # the multi-part test it belongs to
+
+
+@dataclass
+class Record:
+    """One record of suite.list: a test, or a multi-part test."""
+    name: str
+    where: Tuple[Tuple[str, str], ...]   # (mmu, group) pairs
+    timeout: int
+    command: str
+    test_set: str
+    lineno: int
+    parts: List[Tuple[str, str]] = field(default_factory=list)
+
+    def runs_in(self, mmu: str, group: str) -> bool:
+        return (mmu, group) in self.where
+
+    def leaves(self, scale: int = 1) -> List[Test]:
+        tmo = self.timeout * scale
+        if self.command.startswith("!skip"):
+            return [Test(self.name, 0, "", skip=self.command[5:].strip())]
+        if not self.parts:
+            return [Test(self.name, tmo, self.command)]
+        return [Test("%s_%s" % (self.name, p), tmo, "%s %s" % (self.command, a),
+                     group=self.name) for p, a in self.parts]
+
+
+class SuiteError(Exception):
+    pass
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def parse(text: str, path: str = "suite.list") -> List[Record]:
+    records: List[Record] = []
+    test_set = ""
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip()
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+
+        def err(msg):
+            raise SuiteError("%s:%d: %s" % (path, n, msg))
+        m = re.match(r"^\[(\w+)\]$", line)
+        if m:
+            test_set = m.group(1)
+            continue
+        if line[0].isspace():
+            if not records or records[-1].command.startswith("!skip"):
+                err("a part without a multi-part test above it")
+            part = line.split(None, 1)
+            if not _NAME.match(part[0]) or len(part) < 2:
+                err("a part is 'name arguments'")
+            records[-1].parts.append((part[0], part[1]))
+            continue
+        f = line.split(None, 3)
+        if len(f) < 4:
+            err("expected: name where timeout command")
+        name, where, tmo, cmd = f
+        if not _NAME.match(name):
+            err("bad test name %r" % name)
+        if not tmo.isdigit():
+            err("timeout %r is not a number of seconds" % tmo)
+        pairs = []
+        for w in where.split(","):
+            mmu, _, group = w.partition(":")
+            if mmu not in MMUS:
+                err("unknown MMU %r (known: %s)" % (mmu, ", ".join(MMUS)))
+            pairs.append((mmu, group or DEFAULT_GROUP))
+        if not cmd.startswith("!skip") and int(tmo) <= 0:
+            err("a test that runs needs a timeout")
+        records.append(Record(name, tuple(pairs), int(tmo), cmd, test_set, n))
+    names = [t.name for r in records for t in r.leaves()] + [r.name for r in records if r.parts]
+    dup = sorted({x for x in names if names.count(x) > 1})
+    if dup:
+        raise SuiteError("%s: names used twice: %s" % (path, ", ".join(dup)))
+    return records
+
+
+def load(path: str = SUITE_LIST) -> List[Record]:
+    with open(path) as f:
+        return parse(f.read(), path)
+
+
+def groups(records: List[Record]) -> List[str]:
+    return sorted({g for r in records for _, g in r.where})
+
+
+def programs(records: List[Record]) -> List[str]:
+    """The test programs the initramfs must hold."""
+    out = []
+    for r in records:
+        if r.command.startswith("!skip"):
+            continue
+        prog = r.command.split()[0]
+        if prog not in out:
+            out.append(prog)
+    return out
+
+
+@dataclass
+class Entry:
+    """A top-level entry of a boot's plan: a test, or a multi-part test
+    and the parts of it that this boot runs."""
+    name: str
+    tests: List[Test]
+    multi: bool
+
+
+@dataclass
+class Boot:
+    mmu: Mmu
+    group: str
+    entries: List[Entry]
+
+    @property
+    def name(self) -> str:
+        return self.mmu.name if self.group == DEFAULT_GROUP else \
+            "%s-%s" % (self.mmu.name, self.group)
+
+    def leaves(self) -> List[Test]:
+        return [t for e in self.entries for t in e.tests]
+
+    def plan_text(self) -> str:
+        """The plan file the guest's /init executes (tests/init.sh)."""
+        out = ["boot %s" % self.name]
+        out += ["param %s %s %s" % p for p in self.mmu.params]
+        out.append("plan %d" % len(self.entries))
+        for e in self.entries:
+            if e.multi:
+                out.append("group %s %d" % (e.name, len(e.tests)))
+            for t in e.tests:
+                if t.skip:
+                    out.append("skip %s %s" % (t.name, t.skip))
+                else:
+                    out.append("test %d %s %s" % (t.timeout, t.name, t.argv))
+        return "\n".join(out) + "\n"
+
+
+def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
+           variant: Variant = VARIANTS["lean"],
+           only: Optional[List[str]] = None) -> Boot:
+    """The plan of one boot.  only: test names, or names of multi-part
+    tests (all their parts)."""
+    only = list(only or variant.only) or None
+    entries = []
+    for r in records:
+        if not r.runs_in(mmu, group):
+            continue
+        if variant.test_set and r.test_set != variant.test_set:
+            continue
+        leaves = r.leaves(variant.tmo_scale)
+        if only is not None and r.name not in only:
+            leaves = [t for t in leaves if t.name in only]
+        if leaves:
+            entries.append(Entry(r.name, leaves, bool(r.parts)))
+    return Boot(MMUS[mmu], group, entries)
+
+
+def check_only(records: List[Record], only: List[str]) -> None:
+    known = {r.name for r in records} | {t.name for r in records for t in r.leaves()}
+    bad = [o for o in only if o not in known]
+    if bad:
+        raise SuiteError("ONLY names unknown tests: %s" % ", ".join(bad))

@@ -1,0 +1,269 @@
+"""The harness's own tests: suite.list's reader, the KTAP parser, the
+console rules and the boot logic, on recorded consoles (data/, see
+data/README).  No QEMU; seconds.  Run by "make check" before any boot,
+or alone: make harness-test."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from kvmtest import __main__ as cli
+from kvmtest import ktap, qemu, run, suite
+from kvmtest.ktap import Status
+from kvmtest.tests import record
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+# The tests of data/pass-skip.log, host-deadline.log, warning.log and
+# panic.log, as suite.list would list them.
+PASS_SKIP_SUITE = """
+dirty_ring        npt   600  dirty_log_test -M dirty-ring -s 128 -i 16 -I 50 -c 65536
+ring              npt   300  dirty_ring_test
+    abi           -t abi
+    forged        -t forged
+    hammer        -t hammer -s 5
+    signal        -t signal -s 3
+    vcpus         -t vcpus
+    kvm_writes    -t kvm-writes
+memslot_metadata  npt   300  memslot_metadata_test -g 64
+demand_paging_uffd npt  0    !skip userfaultfd creation fails with EINVAL inside the test (TCG-only, unrelated to dirty tracking; see README)
+hyperv_cpuid      npt   120  hyperv_cpuid
+xss_msr           npt   120  xss_msr_test
+"""
+RING = ["ring_abi", "ring_forged", "ring_hammer", "ring_signal", "ring_vcpus", "ring_kvm_writes"]
+
+
+def pass_skip_boot():
+    return suite.select(suite.parse(PASS_SKIP_SUITE), "npt")
+
+
+def replay(name, boot):
+    return run.replay(boot, os.path.join(DATA, name))
+
+
+def table(res):
+    return [(o.name, o.status) for o in res.outcomes]
+
+
+class SuiteList(unittest.TestCase):
+    def test_the_real_suite_list(self):
+        records = suite.load()
+        self.assertEqual(suite.groups(records), ["stress", "suite"])
+        for m in suite.MMUS:
+            b = suite.select(records, m)
+            names = [t.name for t in b.leaves()]
+            self.assertEqual(len(names), len(set(names)))
+            self.assertTrue(all(t.timeout > 0 or t.skip for t in b.leaves()))
+        # The ring groups are one record with parts.
+        ring = [r for r in records if r.name == "ring"][0]
+        self.assertEqual([t.name for t in ring.leaves()], RING)
+        # Variants: the debug kernel runs the tracking set, 4x the timeouts.
+        dbg = suite.select(records, "npt", variant=suite.VARIANTS["debug"])
+        lean = suite.select(records, "npt")
+        self.assertTrue(all(r.test_set == "tracking" for r in records
+                            if r.name in {e.name for e in dbg.entries}))
+        tmo = {t.name: t.timeout for t in lean.leaves()}
+        for t in dbg.leaves():
+            self.assertEqual(t.timeout, 4 * tmo[t.name])
+        kvmgt = suite.select(records, "npt", variant=suite.VARIANTS["kvmgt"])
+        self.assertEqual([t.name for t in kvmgt.leaves()], ["memslot_metadata", "svm_nested_paging"])
+        self.assertIn("dirty_ring_test", suite.programs(records))
+
+    def test_where_and_groups(self):
+        r = suite.parse("a shadow,npt:stress 10 prog\n")
+        self.assertEqual([e.name for e in suite.select(r, "shadow").entries], ["a"])
+        self.assertEqual(suite.select(r, "npt").entries, [])
+        self.assertEqual(suite.select(r, "npt", "stress").name, "npt-stress")
+
+    def test_errors(self):
+        for bad in ("a nomm 10 prog\n", "a npt x prog\n", "a npt 10\n",
+                    "    part -t x\n", "a npt 0 prog\n", "a npt 1 p\na npt 1 q\n",
+                    "a-b npt 1 p\n"):
+            with self.assertRaises(suite.SuiteError, msg=bad):
+                suite.parse(bad)
+        with self.assertRaises(suite.SuiteError):
+            suite.check_only(suite.load(), ["no_such_test"])
+
+    def test_plan_text(self):
+        b = pass_skip_boot()
+        lines = b.plan_text().splitlines()
+        self.assertEqual(lines[:4], ["boot npt", "param kvm tdp_mmu 0",
+                                     "param kvm_amd npt 1", "plan 6"])
+        self.assertIn("group ring 6", lines)
+        self.assertIn("test 300 ring_abi dirty_ring_test -t abi", lines)
+        self.assertTrue(any(l.startswith("skip demand_paging_uffd userfaultfd") for l in lines))
+
+
+class Ktap(unittest.TestCase):
+    def test_nested(self):
+        p = ktap.parse_lines("""noise before
+TAP version 13
+# header line
+1..2
+# output of a
+    # Subtest: g
+    1..2
+    # output of g_x
+kernel says hello
+    ok 1 g_x
+    not ok 2 g_y # exit=2
+not ok 2 g
+#PF: supervisor read access in kernel mode
+""".splitlines())
+        top = p.results()
+        self.assertEqual(p.header, ["header line"])
+        self.assertEqual(len(top), 1)     # "# output of a" has no result yet
+        g = top[0]
+        self.assertEqual((g.number, g.name, g.ok), (2, "g", False))
+        self.assertEqual([(s.name, s.ok, s.directive) for s in g.subtests],
+                         [("g_x", True, ""), ("g_y", False, "exit=2")])
+        self.assertEqual(g.subtests[0].output, ["output of g_x"])
+        self.assertEqual(g.subtests[0].kernel, ["kernel says hello"])
+        self.assertEqual(p.top.plan, 2)
+        self.assertFalse(p.complete)
+        # "#PF: ..." is a kernel line, not a diagnostic.
+        self.assertEqual(p.leftover_kernel(), ["#PF: supervisor read access in kernel mode"])
+
+    def test_directives(self):
+        self.assertEqual(ktap.split_directive("SKIP no VMX"), ("SKIP", "no VMX"))
+        self.assertEqual(ktap.split_directive("TIMEOUT 30 seconds"), ("TIMEOUT", "30 seconds"))
+        self.assertEqual(ktap.split_directive("exit=137"), ("exit=137", ""))
+        self.assertEqual(ktap.split_directive(""), ("", ""))
+
+
+class RecordedConsoles(unittest.TestCase):
+    def test_pass_and_skips(self):
+        res = replay("pass-skip.log", pass_skip_boot())
+        self.assertEqual(table(res), [("dirty_ring", Status.PASS)] +
+                         [(n, Status.PASS) for n in RING] +
+                         [("memslot_metadata", Status.PASS),
+                          ("demand_paging_uffd", Status.SKIP),
+                          # 5.10's "skipping test" with exit 0 ...
+                          ("hyperv_cpuid", Status.SKIP),
+                          # ... and KSFT_SKIP
+                          ("xss_msr", Status.SKIP)])
+        o = {o.name: o for o in res.outcomes}
+        self.assertEqual(o["hyperv_cpuid"].reason, "Enlightened VMCS is unsupported, skipping test")
+        self.assertIn("userfaultfd creation fails", o["demand_paging_uffd"].reason)
+        self.assertIn("param kvm.tdp_mmu=N", res.header)
+        self.assertEqual(res.problems, [])
+        self.assertIn("harvested 57878 entries", "\n".join(o["dirty_ring"].output))
+
+    def test_exit_assertion_timeout_oom(self):
+        res = replay("exit-timeout.log", record.misc_boot())
+        o = {o.name: o for o in res.outcomes}
+        self.assertEqual(table(res), [("exits_1", Status.FAIL),
+                                      ("assert_as_skip", Status.FAIL),
+                                      ("sleeps_past_timeout", Status.TIMEOUT),
+                                      ("oom_killed", Status.FAIL),
+                                      ("says_skipping_exit_0", Status.SKIP)])
+        self.assertIn("lib/kvm_util.c:99: ret == 0", o["exits_1"].reason)
+        self.assertTrue(o["assert_as_skip"].reason.startswith("assertion failed (exit status says skip)"))
+        self.assertIn("3 seconds", o["sleeps_past_timeout"].reason)
+        # An OOM kill (exit 137 before the timeout) is not a timeout.
+        self.assertTrue(o["oom_killed"].reason.startswith(
+            "killed by the OOM killer: Out of memory: Killed process"), o["oom_killed"].reason)
+        self.assertEqual(res.problems, [])
+
+    def test_oom_alone(self):
+        b = record.misc_boot()
+        b.entries = [e for e in b.entries if e.name == "oom_killed"]
+        res = replay("oom.log", b)
+        self.assertEqual(table(res), [("oom_killed", Status.FAIL)])
+        self.assertIn("(dd)", res.outcomes[0].reason)
+
+    def test_warning_fails_the_test_it_interrupts(self):
+        res = replay("warning.log", pass_skip_boot())
+        o = {o.name: o for o in res.outcomes}
+        self.assertEqual(o["memslot_metadata"].status, Status.FAIL)
+        self.assertIn("WARNING: CPU: 0 PID: 48 at arch/x86/kvm/mmu/page_track.c:89",
+                      o["memslot_metadata"].reason)
+        self.assertEqual([n for n, s in table(res) if s.failed], ["memslot_metadata"])
+
+    def test_panic(self):
+        res = replay("panic.log", pass_skip_boot())
+        st = dict(table(res))
+        self.assertEqual(st["ring_kvm_writes"], Status.PASS)
+        self.assertEqual(st["memslot_metadata"], Status.FAIL)
+        o = {o.name: o for o in res.outcomes}
+        self.assertIn("died during the test", o["memslot_metadata"].reason)
+        self.assertIn("WARNING:", o["memslot_metadata"].reason)
+        for n in ("demand_paging_uffd", "hyperv_cpuid", "xss_msr"):
+            self.assertEqual(st[n], Status.NOT_RUN)
+        self.assertNotIn("boot", st)
+
+    def test_host_deadline(self):
+        res = replay("host-deadline.log", pass_skip_boot())
+        st = dict(table(res))
+        self.assertEqual(st["ring_forged"], Status.PASS)
+        self.assertEqual(st["ring_hammer"], Status.TIMEOUT)
+        self.assertIn("hung", res.outcomes[3].reason)
+        self.assertEqual(st["ring_signal"], Status.NOT_RUN)
+        self.assertEqual(st["xss_msr"], Status.NOT_RUN)
+
+    def test_params_must_take_effect(self):
+        b = suite.select(suite.parse(PASS_SKIP_SUITE.replace(" npt ", " tdp ")), "tdp")
+        b.entries = [e for e in b.entries if e.name == "ring"]
+        res = replay("param-mismatch.log", b)
+        st = dict(table(res))
+        self.assertEqual(st["boot"], Status.FAIL)
+        self.assertIn("kvm.tdp_mmu is N, the boot asks for 1", res.outcomes[-1].reason)
+        self.assertTrue(all(st[n] is Status.NOT_RUN for n in RING))
+
+    def test_no_init(self):
+        b = pass_skip_boot()
+        res = replay("no-init.log", b)
+        st = dict(table(res))
+        self.assertEqual(st["boot"], Status.FAIL)
+        self.assertIn("before its KTAP plan", res.outcomes[-1].reason)
+        self.assertIn("No working init found", res.outcomes[-1].reason)
+        self.assertEqual(len(res.outcomes), len(b.leaves()) + 1)
+
+    def test_deadline_before_init(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "c.log")
+            with open(p, "w") as f:
+                f.write("Linux version 5.10.223\nFreeing unused kernel image memory\n%% deadline\n")
+            res = run.replay(pass_skip_boot(), p)
+        self.assertIn("no KTAP plan from the guest within 180 s", res.outcomes[-1].reason)
+
+
+class Output(unittest.TestCase):
+    @unittest.skipUnless(shutil.which("perl") and subprocess.run(
+        ["perl", "-MTAP::Parser", "-e", "1"], capture_output=True).returncode == 0,
+        "Perl's TAP::Parser is not installed")
+    def test_results_tap_reads_the_same_in_tap_parser(self):
+        results = [replay("exit-timeout.log", record.misc_boot()),
+                   replay("pass-skip.log", pass_skip_boot()),
+                   replay("param-mismatch.log", suite.select(suite.parse(
+                       PASS_SKIP_SUITE.replace(" npt ", " tdp ")), "tdp"))]
+        with tempfile.TemporaryDirectory() as d:
+            tap = os.path.join(d, "results.tap")
+            cli.write_tap(tap, results)
+            seen, errors = cli.tap_consumer_counts(tap)
+        n = cli.counts([o for r in results for o in r.outcomes])
+        self.assertEqual(errors, [])
+        self.assertEqual({k: seen[k] for k in n}, n)
+        self.assertEqual(seen["run"], sum(n.values()))
+
+    def test_newc(self):
+        a = qemu.newc({"plan": b"plan 0\n"})
+        self.assertTrue(a.startswith(b"070701"))
+        self.assertIn(b"plan\0", a)
+        self.assertIn(b"TRAILER!!!\0", a)
+        self.assertEqual(len(a) % 4, 0)
+        if shutil.which("cpio"):
+            p = subprocess.run(["cpio", "-t", "--quiet"], input=a, capture_output=True)
+            self.assertEqual(p.stdout.split(), [b"plan"])
+
+    def test_demo_and_bench_figures(self):
+        res = replay("pass-skip.log", pass_skip_boot())
+        self.assertEqual(cli.demo_rows([res])[0][1:3], ("dirty-ring", "PASS"))
+        self.assertEqual(cli.demo_rows([res])[0][6], "57878")
+        fig = cli.memslot_figures([("series", res)])
+        self.assertEqual(fig[("series", "npt")], ("8.0396", "8.0396"))
+
+
+if __name__ == "__main__":
+    unittest.main()
