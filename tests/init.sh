@@ -8,9 +8,11 @@
 # indented subtests.  Judging the output is the host's job.
 #
 # /plan: "boot NAME", "param MODULE PARAM" (each read back from sysfs
-# into the header), "plan N" (top-level entries), then one line per
-# entry: "test TIMEOUT NAME COMMAND...", "skip NAME REASON", or
-# "group NAME N" followed by its N test/skip lines.
+# into the header), "output tty|kmsg" (kmsg: every line goes through
+# /dev/kmsg, for a machine whose UART starves tty output), "plan N"
+# (top-level entries), then one line per entry: "test TIMEOUT NAME
+# COMMAND...", "skip NAME REASON", or "group NAME N" followed by its N
+# test/skip lines.
 export PATH=/bin:/sbin:/tests
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -20,26 +22,33 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/null
 
+out=/dev/console
+grep -qx 'output kmsg' /plan 2>/dev/null && out=/dev/kmsg
+# One write per line: /dev/kmsg takes one record per write.
+say() { echo "$*" >"$out"; }
+# A test's output, prefixed with $1.
+prefix() { while IFS= read -r l || [ -n "$l" ]; do echo "$1$l" >"$out"; done; }
+
 finish() {
 	sync
 	reboot -f
 }
 
-echo "TAP version 13"
+say "TAP version 13"
 if [ ! -r /plan ]; then
-	echo "Bail out! no /plan in the initramfs"
+	say "Bail out! no /plan in the initramfs"
 	finish
 fi
-echo "# kernel $(uname -r) $(uname -v)"
-echo "# cpus $(grep -c ^processor /proc/cpuinfo)"
+say "# kernel $(uname -r) $(uname -v)"
+say "# cpus $(grep -c ^processor /proc/cpuinfo)"
 while read -r kind a b rest; do
 	case "$kind" in
-	boot) echo "# boot $a" ;;
-	param) echo "# param $a.$b=$(cat "/sys/module/$a/parameters/$b" 2>/dev/null || echo '(absent)')" ;;
+	boot) say "# boot $a" ;;
+	param) say "# param $a.$b=$(cat "/sys/module/$a/parameters/$b" 2>/dev/null || echo '(absent)')" ;;
 	esac
 done </plan
 if [ ! -c /dev/kvm ]; then
-	echo "Bail out! /dev/kvm is missing"
+	say "Bail out! /dev/kvm is missing"
 	finish
 fi
 
@@ -50,22 +59,22 @@ uptime_s() { cut -d. -f1 /proc/uptime; }
 run_test() {
 	ind=$1 num=$2 tmo=$3 name=$4
 	shift 4
-	echo "$ind# selftests: kvm: $name: $* (timeout $tmo s)"
+	say "$ind# selftests: kvm: $name: $* (timeout $tmo s)"
 	t0=$(uptime_s)
 	( timeout -s KILL "$tmo" sh -c "exec $*" </dev/null 2>&1
-	  echo $? >/tmp/rc ) | sed "s/^/$ind# /"
+	  echo $? >/tmp/rc ) | prefix "$ind# "
 	rc=$(cat /tmp/rc)
 	secs=$(($(uptime_s) - t0))
 	if [ "$rc" = 0 ]; then
-		echo "${ind}ok $num $name"; status=ok
+		say "${ind}ok $num $name"; status=ok
 	elif [ "$rc" = 4 ]; then
-		echo "${ind}ok $num $name # SKIP"; status=skip
+		say "${ind}ok $num $name # SKIP"; status=skip
 	elif [ "$rc" = 137 ] && [ "$secs" -ge "$tmo" ]; then
 		# busybox's timeout passes the SIGKILL's 137 on; only the time
 		# tells it from another SIGKILL (the OOM killer's).
-		echo "${ind}not ok $num $name # TIMEOUT $tmo seconds"; status=fail
+		say "${ind}not ok $num $name # TIMEOUT $tmo seconds"; status=fail
 	else
-		echo "${ind}not ok $num $name # exit=$rc"; status=fail
+		say "${ind}not ok $num $name # exit=$rc"; status=fail
 	fi
 }
 
@@ -73,11 +82,11 @@ cd /tests
 n=0 sub=0 gname='' gleft=0 gfail=0 gpass=0
 while read -r kind a b rest; do
 	case "$kind" in
-	plan) echo "1..$a"; continue ;;
+	plan) say "1..$a"; continue ;;
 	group)
 		n=$((n + 1)) gname=$a gleft=$b sub=0 gfail=0 gpass=0
-		echo "    # Subtest: $a"
-		echo "    1..$b"
+		say "    # Subtest: $a"
+		say "    1..$b"
 		continue ;;
 	test|skip) ;;
 	*) continue ;;
@@ -89,7 +98,7 @@ while read -r kind a b rest; do
 		n=$((n + 1)) num=$n
 	fi
 	if [ "$kind" = skip ]; then
-		echo "${ind}ok $num $a # SKIP $b $rest"; status=skip
+		say "${ind}ok $num $a # SKIP $b $rest"; status=skip
 	else
 		run_test "$ind" "$num" "$a" "$b" $rest
 	fi
@@ -97,9 +106,9 @@ while read -r kind a b rest; do
 		case $status in fail) gfail=1 ;; ok) gpass=1 ;; esac
 		gleft=$((gleft - 1))
 		if [ "$gleft" = 0 ]; then
-			if [ $gfail = 1 ]; then echo "not ok $n $gname"
-			elif [ $gpass = 1 ]; then echo "ok $n $gname"
-			else echo "ok $n $gname # SKIP"; fi
+			if [ $gfail = 1 ]; then say "not ok $n $gname"
+			elif [ $gpass = 1 ]; then say "ok $n $gname"
+			else say "ok $n $gname # SKIP"; fi
 		fi
 	fi
 done </plan

@@ -17,6 +17,7 @@ DEBUG=1 / KVMGT=1 (the kernel variant).
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -41,7 +42,8 @@ def out_dir() -> str:
 
 
 def _env_list(name, default=""):
-    return [x for x in re.split(r"[,\s]+", os.environ.get(name, default)) if x]
+    # Make exports its variables even when they are empty.
+    return [x for x in re.split(r"[,\s]+", os.environ.get(name) or default) if x]
 
 
 def _boots(records, variant, mmus, group, only):
@@ -179,7 +181,7 @@ def report(results, out) -> int:
 def cmd_check(a) -> int:
     records = suite.load()
     variant = suite.variant_from_env()
-    boots = _boots(records, variant, a.mmus or _env_list("MMUS", "npt tdp shadow"),
+    boots = _boots(records, variant, a.mmus or _env_list("MMUS", " ".join(suite.MMUS)),
                    a.group or os.environ.get("GROUP") or suite.DEFAULT_GROUP,
                    a.only or _env_list("ONLY"))
     t0 = time.monotonic()
@@ -330,6 +332,8 @@ def main(argv=None) -> int:
         if name == "selftest":
             p.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
+    # Killed (a CI timeout, ^C): unwind, so that the emulator is killed too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return a.fn(a)
     except suite.SuiteError as e:

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional
 
-from . import console, ktap, qemu
+from . import bochs, console, ktap, qemu
 from .ktap import Result, Status
-from .suite import Boot, Test
+from .suite import MACHINES, Boot, Test
 
 GRACE = 60          # seconds past a test's timeout before the host acts
 BOOT_TIMEOUT = 180  # seconds from QEMU's start to the guest's KTAP plan
@@ -106,7 +106,7 @@ class BootRun:
                 k, _, v = h[6:].partition("=")
                 have[k.strip()] = v.strip()
         ok = True
-        for mod, name, want in self.boot.mmu.params:
+        for mod, name, want in self.boot.mmu.checked():
             key = "%s.%s" % (mod, name)
             got = have.get(key)
             if got is None or _norm(got) != _norm(want):
@@ -219,18 +219,26 @@ def run(boot: Boot, events: Iterable[qemu.Event], run_: BootRun,
 
 def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 1,
             on_outcome=None, echo=None, extra_append: str = "") -> BootResult:
-    """Boot the kernel with this boot's plan and collect the results."""
+    """Boot the kernel on the boot's machine with this boot's plan and
+    collect the results."""
     os.makedirs(workdir, exist_ok=True)
+    machine = MACHINES[boot.mmu.machine]
     initrd = qemu.boot_initrd(initramfs, {"plan": boot.plan_text().encode()},
                               os.path.join(workdir, "initrd-%s.gz" % boot.name))
-    cmd = qemu.command(kernel, initrd, (boot.mmu.cmdline() + " " + extra_append).strip())
+    append = " ".join(x for x in (machine.append, boot.mmu.cmdline(), extra_append) if x)
     br = BootRun(boot, scale, on_outcome)
+    log = os.path.join(workdir, "console-%s.log" % boot.name)
     try:
-        return run(boot, qemu.console(cmd, br.deadline), br,
-                   log=os.path.join(workdir, "console-%s.log" % boot.name),
-                   echo=echo, note=" ".join(cmd))
+        if machine.name == "bochs-intel":
+            cmd = bochs.prepare(kernel, initrd, append, workdir, boot.name)
+            events = bochs.console(cmd, br.deadline)
+        else:
+            cmd = qemu.command(kernel, initrd, append)
+            events = qemu.console(cmd, br.deadline)
+        return run(boot, events, br, log=log, echo=echo, note=" ".join(cmd))
     finally:
         os.unlink(initrd)
+        bochs.cleanup(workdir, boot.name)
 
 
 def replay(boot: Boot, path: str, scale: int = 1) -> BootResult:

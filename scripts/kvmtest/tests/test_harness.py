@@ -70,6 +70,20 @@ class SuiteList(unittest.TestCase):
         self.assertEqual([t.name for t in kvmgt.leaves()], ["memslot_metadata", "svm_nested_paging"])
         self.assertIn("dirty_ring_test", suite.programs(records))
 
+    def test_variants_and_machines(self):
+        records = suite.load()
+        self.assertTrue(suite.select(records, "pml").entries)
+        self.assertEqual(suite.select(records, "pml", variant=suite.VARIANTS["debug"]).entries, [])
+        self.assertEqual(suite.MACHINES[suite.MMUS["pml"].machine].output, "kmsg")
+        self.assertIn("param kvm_intel eptad", suite.select(records, "pml").plan_text())
+
+    def test_empty_make_variables(self):
+        os.environ["KVMTEST_EMPTY"] = ""
+        try:
+            self.assertEqual(cli._env_list("KVMTEST_EMPTY", "npt tdp"), ["npt", "tdp"])
+        finally:
+            del os.environ["KVMTEST_EMPTY"]
+
     def test_where_and_groups(self):
         r = suite.parse("a shadow,npt:stress 10 prog\n")
         self.assertEqual([e.name for e in suite.select(r, "shadow").entries], ["a"])
@@ -88,8 +102,8 @@ class SuiteList(unittest.TestCase):
     def test_plan_text(self):
         b = pass_skip_boot()
         lines = b.plan_text().splitlines()
-        self.assertEqual(lines[:4], ["boot npt", "param kvm tdp_mmu 0",
-                                     "param kvm_amd npt 1", "plan 6"])
+        self.assertEqual(lines[:5], ["boot npt", "param kvm tdp_mmu", "param kvm_amd npt",
+                                     "output tty", "plan 6"])
         self.assertIn("group ring 6", lines)
         self.assertIn("test 300 ring_abi dirty_ring_test -t abi", lines)
         self.assertTrue(any(l.startswith("skip demand_paging_uffd userfaultfd") for l in lines))
