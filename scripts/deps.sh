@@ -4,8 +4,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(build-essential bc bison flex libelf-dev libssl-dev ccache git xz-utils
-      cpio busybox-static qemu-system-x86 python3 python3-docutils perl rsync kmod file
-      ca-certificates)
+      cpio busybox-static qemu-system-x86 python3 python3-docutils perl rsync kmod
+      ca-certificates
+      bochs bochsbios vgabios isolinux syslinux-common xorriso)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
