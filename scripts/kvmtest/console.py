@@ -32,6 +32,7 @@ OOM = re.compile(r"(Out of memory: Killed process .*|Memory cgroup out of memory
 PANIC = re.compile(r"Kernel panic - not syncing.*")
 SKIP_510 = "skipping test"
 ASSERT = "Test Assertion Failure"
+BACKTRACE = re.compile(r"^\s*\d+\s+0x[0-9a-f]+")
 
 
 def splats(lines: List[str]) -> List[str]:
@@ -47,8 +48,11 @@ def assertion(lines: List[str]) -> str:
     """The failed assertion's text: the lines after the marker."""
     for i, l in enumerate(lines):
         if ASSERT in l:
-            rest = [x.strip() for x in lines[i + 1:i + 4] if x.strip()]
-            return " / ".join(rest)[:240]
+            # file:line: condition, pid/tid - errno, the message; not the
+            # backtrace (addr2line's, or its absence).
+            rest = [x.strip() for x in lines[i + 1:i + 12] if x.strip() and
+                    "addr2line" not in x and not BACKTRACE.match(x)]
+            return " / ".join(rest[:3])[:300]
     return ""
 
 
