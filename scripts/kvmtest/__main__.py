@@ -53,9 +53,10 @@ def _boots(records, variant, mmus, group, only):
     for m in mmus:
         if m not in suite.MMUS:
             raise suite.SuiteError("unknown MMU %r (known: %s)" % (m, ", ".join(suite.MMUS)))
-        b = suite.select(records, m, group, variant, only)
-        if b.entries:
-            boots.append(b)
+        for k in suite.KERNELS:
+            b = suite.select(records, m, group, variant, only, kernel=k)
+            if b.entries:
+                boots.append(b)
     if not boots:
         raise suite.SuiteError("no test runs in group %r under %s%s" % (
             group, " ".join(mmus), " with ONLY=" + ",".join(only) if only else ""))
@@ -70,19 +71,24 @@ def _print_outcome(o: run.Outcome) -> None:
 def run_boots(boots, variant, kernel=None, initramfs=None, resdir=None,
               quiet=False, echo=None):
     out = out_dir()
-    kernel = kernel or os.path.join(out, "bzImage")
     initramfs = initramfs or os.path.join(out, "initramfs.cpio.gz")
     resdir = resdir or os.path.join(out, "results")
-    for f in (kernel, initramfs):
+    need = [initramfs] + [os.path.join(out, a) for b in boots for a in b.archives()]
+    if not kernel:
+        need += [os.path.join(out, suite.KERNELS[b.kernel]) for b in boots]
+    for f in need:
         if not os.path.exists(f):
-            raise suite.SuiteError("%s is missing: run 'make initramfs' first" % f)
+            raise suite.SuiteError("%s is missing: run 'make initramfs'%s first" % (
+                f, " and scripts/build-base-kernel.sh" if "base" in f else ""))
     os.makedirs(resdir, exist_ok=True)
     results = []
     for b in boots:
-        log("boot %s (%s, %s; group %s): %d tests, console log %s" % (
-            b.name, b.mmu.label, b.mmu.cmdline(), b.group, len(b.leaves()),
+        log("boot %s (%s%s, %s; group %s): %d tests, console log %s" % (
+            b.name, "the base kernel, " if b.kernel == "base" else "", b.mmu.label,
+            b.mmu.cmdline(), b.group, len(b.leaves()),
             os.path.relpath(os.path.join(resdir, "console-%s.log" % b.name), TOP)))
-        r = run.boot_vm(b, kernel, initramfs, resdir, variant.tmo_scale,
+        r = run.boot_vm(b, kernel or os.path.join(out, suite.KERNELS[b.kernel]),
+                        initramfs, resdir, variant.tmo_scale,
                         on_outcome=None if quiet else _print_outcome, echo=echo)
         log("boot %s finished in %d s" % (b.name, r.secs))
         results.append(r)
@@ -111,8 +117,9 @@ def summary_line(n) -> str:
 def write_tap(path, results):
     header, rows = [], []
     for r in results:
-        header.append("boot %s: %s (%s), group %s" % (
-            r.boot.name, r.boot.mmu.label, r.boot.mmu.cmdline(), r.boot.group))
+        header.append("boot %s: %s%s (%s), group %s" % (
+            r.boot.name, "base 5.10 without the series, " if r.boot.kernel == "base" else "",
+            r.boot.mmu.label, r.boot.mmu.cmdline(), r.boot.group))
         header += ["  %s" % h for h in r.header]
         for o in r.outcomes:
             diag = []
@@ -147,6 +154,49 @@ def tap_consumer_counts(path):
             "run": run_}, errors
 
 
+MIGRATE_LINE = re.compile(r"^\s*migrate: (.*)$")
+MIGRATE_COLUMNS = (
+    ("boot", "boot"), ("test", "test"), ("mode", "mode"), ("vcpus", "vCPUs"),
+    ("rounds", "rounds"), ("pages", "pages sent"), ("dirty-pages-rate", "dirty pages/s"),
+    ("downtime-ms", "downtime ms"), ("total-ms", "total ms"),
+    ("ring-full-exits", "ring-full exits"), ("guest-passes", "guest passes"),
+    ("result", "memory"))
+
+
+def migration_rows(results):
+    """The "migrate: key=value ..." lines of tests/migrate/migrate.py."""
+    rows = []
+    for r in results:
+        for o in r.outcomes:
+            for line in o.output:
+                m = MIGRATE_LINE.match(line)
+                if m:
+                    kv = dict(x.split("=", 1) for x in m.group(1).split() if "=" in x)
+                    kv.update(boot=o.boot, test=o.name, status=o.status.value)
+                    rows.append(kv)
+    return rows
+
+
+def print_migrations(rows) -> None:
+    """The migrations as a Markdown table (the README shows one)."""
+    mig = [r for r in rows if "rounds" in r]
+    if mig:
+        print()
+        print("| " + " | ".join(h for _, h in MIGRATE_COLUMNS) + " |")
+        print("|" + " --- |" * len(MIGRATE_COLUMNS))
+        for r in mig:
+            print("| " + " | ".join(r.get(k, "-") for k, _ in MIGRATE_COLUMNS) + " |")
+    for r in rows:
+        if r["mode"].startswith("dirtyrate"):
+            print("%s/%s: QEMU's dirty rate of vCPU 0 on the ring %s MB/s; limited to %s MB/s "
+                  "it measured %s MB/s (query-vcpu-dirty-limit: %s MB/s)" % (
+                      r["boot"], r["test"], r.get("rate-mb-s"), r.get("limit-mb-s"),
+                      r.get("limited-rate-mb-s"), r.get("current-rate-mb-s")))
+        if r["mode"].startswith("refused"):
+            print("%s/%s: %s" % (r["boot"], r["test"], " ".join(
+                "%s=%s" % (k, v) for k, v in r.items() if k not in ("boot", "test", "status"))))
+
+
 def report(results, out) -> int:
     outcomes = [o for r in results for o in r.outcomes]
     print()
@@ -160,6 +210,7 @@ def report(results, out) -> int:
             if o.status.failed:
                 print("FAILED: %s/%s: %s (console log: %s)" % (o.boot, o.name, o.reason,
                                                               os.path.relpath(r.log, TOP)))
+    print_migrations(migration_rows(results))
     n = counts(outcomes)
     tap = os.path.join(out, "results.tap")
     write_tap(tap, results)

@@ -68,12 +68,15 @@ def newc(files: Dict[str, bytes]) -> bytes:
     return bytes(out)
 
 
-def boot_initrd(base: str, files: Dict[str, bytes], dest: str) -> str:
-    """The common initramfs with this boot's files appended: the kernel
-    unpacks concatenated archives in order, later files winning."""
+def boot_initrd(base: str, files: Dict[str, bytes], dest: str,
+                archives: List[str] = ()) -> str:
+    """The common initramfs, the archives this boot needs and this boot's
+    files appended: the kernel unpacks concatenated archives in order,
+    later files winning."""
     with open(dest, "wb") as out:
-        with open(base, "rb") as f:
-            shutil.copyfileobj(f, out)
+        for a in [base] + list(archives):
+            with open(a, "rb") as f:
+                shutil.copyfileobj(f, out)
         out.write(gzip.compress(newc(files), 6))
     return dest
 

@@ -223,8 +223,12 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
     collect the results."""
     os.makedirs(workdir, exist_ok=True)
     machine = MACHINES[boot.mmu.machine]
+    archives = [os.path.join(os.path.dirname(initramfs), a) for a in boot.archives()]
+    for a in archives:
+        if not os.path.exists(a):
+            raise FileNotFoundError("%s is missing: run 'make initramfs' first" % a)
     initrd = qemu.boot_initrd(initramfs, {"plan": boot.plan_text().encode()},
-                              os.path.join(workdir, "initrd-%s.gz" % boot.name))
+                              os.path.join(workdir, "initrd-%s.gz" % boot.name), archives)
     append = " ".join(x for x in (machine.append, boot.mmu.cmdline(), extra_append) if x)
     br = BootRun(boot, scale, on_outcome)
     log = os.path.join(workdir, "console-%s.log" % boot.name)

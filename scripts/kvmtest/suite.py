@@ -16,6 +16,21 @@ SUITE_LIST = os.path.join(TOP, "tests", "suite.list")
 
 DEFAULT_GROUP = "suite"
 
+# The kernels a boot can run: the series (make kernel) and the pinned base
+# without it (scripts/build-base-kernel.sh), as paths under build/out.
+# In suite.list a boot of the base is "mmu@base".
+KERNELS = {"series": "bzImage", "base": "bench/bzImage-base"}
+DEFAULT_KERNEL = "series"
+
+# Programs that are not selftests but come in an archive of their own,
+# under build/out, which a boot appends to the common initramfs when its
+# plan runs one of them.
+ARCHIVES = {
+    # tests/migrate/migrate.py with Debian's QEMU and Python
+    # (scripts/mk-migrate-initramfs.sh).
+    "migrate": "migrate.cpio.gz",
+}
+
 
 @dataclass(frozen=True)
 class Machine:
@@ -128,15 +143,15 @@ class Test:
 class Record:
     """One record of suite.list: a test, or a multi-part test."""
     name: str
-    where: Tuple[Tuple[str, str], ...]   # (mmu, group) pairs
+    where: Tuple[Tuple[str, str, str], ...]   # (mmu, group, kernel)
     timeout: int
     command: str
     test_set: str
     lineno: int
     parts: List[Tuple[str, str]] = field(default_factory=list)
 
-    def runs_in(self, mmu: str, group: str) -> bool:
-        return (mmu, group) in self.where
+    def runs_in(self, mmu: str, group: str, kernel: str = DEFAULT_KERNEL) -> bool:
+        return (mmu, group, kernel) in self.where
 
     def leaves(self, scale: int = 1) -> List[Test]:
         tmo = self.timeout * scale
@@ -188,9 +203,12 @@ def parse(text: str, path: str = "suite.list") -> List[Record]:
         pairs = []
         for w in where.split(","):
             mmu, _, group = w.partition(":")
+            mmu, _, kernel = mmu.partition("@")
             if mmu not in MMUS:
                 err("unknown MMU %r (known: %s)" % (mmu, ", ".join(MMUS)))
-            pairs.append((mmu, group or DEFAULT_GROUP))
+            if kernel and kernel not in KERNELS:
+                err("unknown kernel %r (known: %s)" % (kernel, ", ".join(KERNELS)))
+            pairs.append((mmu, group or DEFAULT_GROUP, kernel or DEFAULT_KERNEL))
         if not cmd.startswith("!skip") and int(tmo) <= 0:
             err("a test that runs needs a timeout")
         records.append(Record(name, tuple(pairs), int(tmo), cmd, test_set, n))
@@ -207,17 +225,18 @@ def load(path: str = SUITE_LIST) -> List[Record]:
 
 
 def groups(records: List[Record]) -> List[str]:
-    return sorted({g for r in records for _, g in r.where})
+    return sorted({g for r in records for _, g, _ in r.where})
 
 
 def programs(records: List[Record]) -> List[str]:
-    """The test programs the initramfs must hold."""
+    """The test programs the common initramfs must hold (those of
+    ARCHIVES come in their own archives)."""
     out = []
     for r in records:
         if r.command.startswith("!skip"):
             continue
         prog = r.command.split()[0]
-        if prog not in out:
+        if prog not in out and prog not in ARCHIVES:
             out.append(prog)
     return out
 
@@ -236,14 +255,28 @@ class Boot:
     mmu: Mmu
     group: str
     entries: List[Entry]
+    kernel: str = DEFAULT_KERNEL
 
     @property
     def name(self) -> str:
-        return self.mmu.name if self.group == DEFAULT_GROUP else \
-            "%s-%s" % (self.mmu.name, self.group)
+        name = self.mmu.name
+        if self.kernel != DEFAULT_KERNEL:
+            name += "-" + self.kernel
+        if self.group != DEFAULT_GROUP:
+            name += "-" + self.group
+        return name
 
     def leaves(self) -> List[Test]:
         return [t for e in self.entries for t in e.tests]
+
+    def archives(self) -> List[str]:
+        """The ARCHIVES this boot's tests need, in the order they need them."""
+        out = []
+        for t in self.leaves():
+            a = ARCHIVES.get(t.argv.split()[0]) if t.argv else None
+            if a and a not in out:
+                out.append(a)
+        return out
 
     def plan_text(self) -> str:
         """The plan file the guest's /init executes (tests/init.sh)."""
@@ -264,7 +297,7 @@ class Boot:
 
 def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
            variant: Variant = VARIANTS["lean"],
-           only: Optional[List[str]] = None) -> Boot:
+           only: Optional[List[str]] = None, kernel: str = DEFAULT_KERNEL) -> Boot:
     """The plan of one boot.  only: test names, or names of multi-part
     tests (all their parts)."""
     only = list(only or variant.only) or None
@@ -272,7 +305,7 @@ def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
     if variant.machines and MMUS[mmu].machine not in variant.machines:
         records = []
     for r in records:
-        if not r.runs_in(mmu, group):
+        if not r.runs_in(mmu, group, kernel):
             continue
         if variant.test_set and r.test_set != variant.test_set:
             continue
@@ -281,7 +314,7 @@ def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
             leaves = [t for t in leaves if t.name in only]
         if leaves:
             entries.append(Entry(r.name, leaves, bool(r.parts)))
-    return Boot(MMUS[mmu], group, entries)
+    return Boot(MMUS[mmu], group, entries, kernel)
 
 
 def check_only(records: List[Record], only: List[str]) -> None:

@@ -49,7 +49,7 @@ def table(res):
 class SuiteList(unittest.TestCase):
     def test_the_real_suite_list(self):
         records = suite.load()
-        self.assertEqual(suite.groups(records), ["intel", "stress", "suite"])
+        self.assertEqual(suite.groups(records), ["intel", "migrate", "stress", "suite"])
         for m in suite.MMUS:
             b = suite.select(records, m)
             names = [t.name for t in b.leaves()]
@@ -90,6 +90,25 @@ class SuiteList(unittest.TestCase):
         self.assertEqual([e.name for e in suite.select(r, "shadow").entries], ["a"])
         self.assertEqual(suite.select(r, "npt").entries, [])
         self.assertEqual(suite.select(r, "npt", "stress").name, "npt-stress")
+
+    def test_kernels_and_archives(self):
+        r = suite.parse("a npt,npt@base 10 prog\nm npt@base:x 10 migrate refused\n")
+        base = suite.select(r, "npt", kernel="base")
+        self.assertEqual((base.name, base.kernel, [e.name for e in base.entries]),
+                         ("npt-base", "base", ["a"]))
+        self.assertEqual(base.archives(), [])
+        mig = suite.select(r, "npt", "x", kernel="base")
+        self.assertEqual((mig.name, mig.archives()), ("npt-base-x", ["migrate.cpio.gz"]))
+        self.assertEqual(suite.select(r, "npt", "x").entries, [])
+        # The common initramfs holds selftests only.
+        self.assertEqual(suite.programs(r), ["prog"])
+        real = suite.load()
+        self.assertNotIn("migrate", suite.programs(real))
+        self.assertIn("migrate.cpio.gz", suite.select(real, "shadow").archives())
+        self.assertEqual(suite.select(real, "npt").archives(), [])
+        self.assertTrue(suite.select(real, "shadow", kernel="base").entries)
+        with self.assertRaises(suite.SuiteError):
+            suite.parse("a npt@mainline 10 prog\n")
 
     def test_errors(self):
         for bad in ("a nomm 10 prog\n", "a npt x prog\n", "a npt 10\n",
@@ -282,3 +301,53 @@ class Output(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MigrationChecker(unittest.TestCase):
+    """tests/migrate/migrate.py's comparison of two guest RAM dumps (the
+    migration tests also show it catching a byte changed in a real
+    destination's RAM, inside the test VM)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import importlib.util
+        import sys
+        path = os.path.join(suite.TOP, "tests", "migrate", "migrate.py")
+        spec = importlib.util.spec_from_file_location("migrate", path)
+        cls.m = importlib.util.module_from_spec(spec)
+        dont = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            spec.loader.exec_module(cls.m)
+        finally:
+            sys.dont_write_bytecode = dont
+
+    def dumps(self, pages, change=None):
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        data = bytearray(b"".join(bytes([p % 251]) * 4096 for p in range(pages)))
+        a, b = os.path.join(d, "a"), os.path.join(d, "b")
+        with open(a, "wb") as f:
+            f.write(data)
+        if change is not None:
+            data[change] ^= 0xff
+        with open(b, "wb") as f:
+            f.write(data)
+        return a, b
+
+    def test_identical(self):
+        self.assertIsNone(self.m.compare(*self.dumps(64)))
+
+    def test_one_byte_named(self):
+        for off in (0, 4095, 4096 * 37 + 1000, 64 * 4096 - 1):
+            msg = self.m.compare(*self.dumps(64, change=off))
+            self.assertIsNotNone(msg, off)
+            self.assertIn("page %d (guest physical 0x%x) first differs at byte 0x%x:" % (
+                off // 4096, off // 4096 * 4096, off % 4096), msg)
+
+    def test_sizes_differ(self):
+        a, b = self.dumps(4)
+        with open(b, "ab") as f:
+            f.write(b"x")
+        with self.assertRaises(self.m.Fail):
+            self.m.compare(a, b)
