@@ -9,10 +9,10 @@ KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 # KVMGT=1 selects a kernel with KVMGT built in, as Debian builds it.
 # MMUS="npt tdp shadow" (which MMU configurations), GROUP=suite|stress
 # (which test group each boots), ONLY=test,test (only these tests).
-export DEBUG KVMGT MMUS GROUP ONLY MMU
+export DEBUG KVMGT MMUS GROUP ONLY MMU QUICK BENCH_KERNELS
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
-	export series-check checkpatch sparse bench-memslot harness-test base-kernel migrate clean distclean
+	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench clean distclean
 
 all: demo
 
@@ -35,17 +35,27 @@ initramfs: selftests
 	@$(S)/mk-initramfs.sh
 	@$(S)/mk-migrate-initramfs.sh
 
-# The pinned base without the series, built like the test kernel: the
-# boots of suite.list's "mmu@base" (build/out/bench/bzImage-base).
+# The pinned base without the series, built like the test kernel
+# (build/out/bench/bzImage-base), for make bench-memslot.
 base-kernel: kernel
 	@$(S)/build-base-kernel.sh
+
+# Stock Debian kernels, unmodified, KVM as modules (pinned, checksummed,
+# cached in build/cache/): Debian 11's 5.10.223-1 (the base without the
+# series: QEMU must refuse the ring there) and Debian 12's 6.1
+# (mainline's ring, the benchmarks' anchor).
+debian11: fetch
+	@$(S)/fetch-kernel.sh debian11
+
+mainline: deps
+	@$(S)/fetch-kernel.sh mainline
 
 # The harness's own tests first (recorded consoles, seconds, no QEMU),
 # everything built, then the suite under all three MMU configurations;
 # build/out/results.tap holds the run.
 check: harness-test initramfs
 	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || $(S)/series-check.sh
-	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || $(S)/build-base-kernel.sh
+	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || $(S)/fetch-kernel.sh debian11
 	@$(KVMTEST) check
 
 harness-test:
@@ -55,7 +65,7 @@ harness-test:
 # two vCPUs (ring, small ring, bitmap) under all three AMD MMUs, and the
 # base kernel refuses the ring.  make check runs the one-vCPU migrations
 # under npt only.
-migrate: initramfs base-kernel
+migrate: initramfs debian11
 	@GROUP=migrate MMUS="npt tdp shadow" $(KVMTEST) check
 
 # The main job: build and show the dirty logging modes on a guest.
@@ -83,6 +93,14 @@ checkpatch: tree
 # touches, compared with the pinned base.
 sparse: kernel
 	@$(S)/sparse-check.sh
+
+# Benchmark: the dirty logging modes (bitmap, clear-log, ring) side by
+# side, on the series and on mainline's ring, under the three AMD MMUs;
+# writes build/out/bench/dirty-modes.{csv,md} and plots.  QUICK=1: two
+# cells only; BENCH_KERNELS, MMUS narrow it.
+bench: initramfs mainline
+	@$(S)/deps.sh bench
+	@$(KVMTEST) bench
 
 # Benchmark: memslot metadata per page, pinned base vs series, side by side.
 bench-memslot: initramfs base-kernel

@@ -7,6 +7,8 @@ pkgs=(build-essential bc bison flex libelf-dev libssl-dev ccache git xz-utils
       cpio busybox-static qemu-system-x86 seabios python3 python3-docutils perl rsync kmod
       ca-certificates
       bochs bochsbios vgabios isolinux syslinux-common xorriso)
+# "deps.sh bench": what make bench needs besides (the plots).
+[ "${1:-}" = bench ] && pkgs+=(gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -26,6 +26,17 @@ BASE_TARBALL=linux-source-5.10.tar.xz
 BASE_SHA256=4aa4fbb62e2d957ed78841347492e736cc88f00689b57dac09959bda6d2b6f0e
 BASE_TAG=base-$BASE_VERSION
 
+# Stock Debian kernels booted unmodified in the test VM, their KVM loaded
+# from modules (scripts/fetch-kernel.sh NAME; suite.py's KERNELS):
+# mainline: Debian 12's, mainline's own dirty ring (the benchmarks' anchor);
+# debian11: Debian 11's build of the pinned base, without the series.
+MAINLINE_PKG=linux-image-6.1.0-50-amd64
+MAINLINE_VERSION=6.1.176-1
+MAINLINE_SHA256=7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd3
+DEBIAN11_PKG=linux-image-5.10.0-32-amd64
+DEBIAN11_VERSION=$BASE_VERSION
+DEBIAN11_SHA256=86a6792f3a03ab15a643f385830cdaa921f15e3e9c8bf63aa55a9243c62fc797
+
 # Identity used for the work tree's commits and the exported series.
 PROJECT_NAME="KVM dirty tracking for 5.10"
 PROJECT_EMAIL="kvm-dirty-5.10@localhost"

@@ -12,7 +12,7 @@
 # /dev/kmsg, for a machine whose UART starves tty output), "plan N"
 # (top-level entries), then one line per entry: "test TIMEOUT NAME
 # COMMAND...", "skip NAME REASON", or "group NAME N" followed by its N
-# test/skip lines.
+# test/skip lines.  /modules/order, if present: modules to load first.
 export PATH=/bin:/sbin:/tests
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -40,6 +40,19 @@ if [ ! -r /plan ]; then
 	finish
 fi
 say "# kernel $(uname -r) $(uname -v)"
+# A kernel whose KVM is modular (Debian's 6.1, the benchmarks' mainline
+# anchor): /modules/order lists its modules in load order, and each gets
+# the parameters the kernel command line gives it ("kvm.tdp_mmu=0"),
+# which only modprobe would otherwise pass on.
+if [ -r /modules/order ]; then
+	for ko in $(cat /modules/order); do
+		m=$(basename "$ko" .ko | tr - _)
+		args=$(tr ' ' '\n' </proc/cmdline | sed -n "s/^$m\.//p" | tr '\n' ' ')
+		say "# insmod $ko $args"
+		# shellcheck disable=SC2086
+		insmod "/modules/$ko" $args 2>&1 | prefix "# "
+	done
+fi
 say "# cpus $(grep -c ^processor /proc/cpuinfo)"
 while read -r kind a b rest; do
 	case "$kind" in

@@ -6,6 +6,8 @@
   vm             one boot with its console on the terminal
   demo           the dirty logging modes under the three MMUs, as a table
   bench-memslot  memslot metadata per page, base kernel against series
+  bench          the dirty logging modes side by side, series and mainline
+                 (scripts/kvmtest/bench.py; QUICK=1, BENCH_KERNELS, MMUS)
   programs       the test programs the initramfs must hold
   plan           the plan a boot hands its guest
   selftest       the harness's own tests (recorded consoles, no QEMU)
@@ -69,27 +71,33 @@ def _print_outcome(o: run.Outcome) -> None:
 
 
 def run_boots(boots, variant, kernel=None, initramfs=None, resdir=None,
-              quiet=False, echo=None):
+              quiet=False, echo=None, mem=None):
     out = out_dir()
     initramfs = initramfs or os.path.join(out, "initramfs.cpio.gz")
     resdir = resdir or os.path.join(out, "results")
     need = [initramfs] + [os.path.join(out, a) for b in boots for a in b.archives()]
     if not kernel:
-        need += [os.path.join(out, suite.KERNELS[b.kernel]) for b in boots]
+        need += [os.path.join(out, suite.KERNELS[b.kernel].image) for b in boots]
+    hint = {os.path.join(out, k.image): "make base-kernel" if k.name == "base" else
+            "make " + k.name for k in suite.KERNELS.values() if k.name != suite.DEFAULT_KERNEL}
+    for k in suite.KERNELS.values():
+        for a in k.archives:
+            hint[os.path.join(out, a)] = "make " + k.name
     for f in need:
         if not os.path.exists(f):
-            raise suite.SuiteError("%s is missing: run 'make initramfs'%s first" % (
-                f, " and scripts/build-base-kernel.sh" if "base" in f else ""))
+            raise suite.SuiteError("%s is missing: run '%s' first" % (
+                f, hint.get(f, "make initramfs")))
     os.makedirs(resdir, exist_ok=True)
     results = []
     for b in boots:
         log("boot %s (%s%s, %s; group %s): %d tests, console log %s" % (
-            b.name, "the base kernel, " if b.kernel == "base" else "", b.mmu.label,
+            b.name, "" if b.kernel == suite.DEFAULT_KERNEL else
+            suite.KERNELS[b.kernel].label + ", ", b.mmu.label,
             b.mmu.cmdline(), b.group, len(b.leaves()),
             os.path.relpath(os.path.join(resdir, "console-%s.log" % b.name), TOP)))
-        r = run.boot_vm(b, kernel or os.path.join(out, suite.KERNELS[b.kernel]),
+        r = run.boot_vm(b, kernel or os.path.join(out, suite.KERNELS[b.kernel].image),
                         initramfs, resdir, variant.tmo_scale,
-                        on_outcome=None if quiet else _print_outcome, echo=echo)
+                        on_outcome=None if quiet else _print_outcome, echo=echo, mem=mem)
         log("boot %s finished in %d s" % (b.name, r.secs))
         results.append(r)
     return results
@@ -118,7 +126,8 @@ def write_tap(path, results):
     header, rows = [], []
     for r in results:
         header.append("boot %s: %s%s (%s), group %s" % (
-            r.boot.name, "base 5.10 without the series, " if r.boot.kernel == "base" else "",
+            r.boot.name, "" if r.boot.kernel == suite.DEFAULT_KERNEL else
+            suite.KERNELS[r.boot.kernel].label + ", ",
             r.boot.mmu.label, r.boot.mmu.cmdline(), r.boot.group))
         header += ["  %s" % h for h in r.header]
         for o in r.outcomes:
@@ -344,6 +353,34 @@ def cmd_bench_memslot(a) -> int:
     return 1 if bad else 0
 
 
+def cmd_bench(a) -> int:
+    from . import bench
+    variant = suite.variant_from_env()
+    out = os.path.join(out_dir(), "bench")
+    quick = os.environ.get("QUICK") == "1"
+    kernels = _env_list("BENCH_KERNELS", " ".join(bench.KERNELS))
+    mmus = _env_list("MMUS", " ".join(bench.MMUS))
+    boots = [bench.boot(k, m, quick) for k in kernels for m in mmus]
+    log("benchmark: %d boots (%s) x %d runs of dirty_log_perf_test" % (
+        len(boots), ", ".join(b.name for b in boots), len(boots[0].leaves())))
+    t0 = time.monotonic()
+    results = run_boots(boots, variant, resdir=os.path.join(out, "results"), mem=bench.MEM)
+    rows = bench.rows_of(results)
+    os.makedirs(out, exist_ok=True)
+    bench.write_csv(os.path.join(out, "dirty-modes.csv"), rows)
+    md = bench.markdown(rows, "Dirty logging modes: collect + re-arm, throughput, memory")
+    with open(os.path.join(out, "dirty-modes.md"), "w") as f:
+        f.write(md)
+    pngs = bench.plots(rows, out)
+    print(md)
+    log("wrote %s, dirty-modes.md, %d plots in %s; %d s" % (
+        "dirty-modes.csv", len(pngs), os.path.relpath(out, TOP), time.monotonic() - t0))
+    bad = [o for r in results for o in r.outcomes if o.status.failed]
+    for o in bad:
+        print("FAILED: %s/%s: %s" % (o.boot, o.name, o.reason))
+    return 1 if bad else 0
+
+
 def cmd_programs(a) -> int:
     print("\n".join(suite.programs(suite.load())))
     return 0
@@ -369,7 +406,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, fn in (("check", cmd_check), ("vm", cmd_vm), ("demo", cmd_demo),
-                     ("bench-memslot", cmd_bench_memslot), ("programs", cmd_programs),
+                     ("bench-memslot", cmd_bench_memslot), ("bench", cmd_bench),
+                     ("programs", cmd_programs),
                      ("plan", cmd_plan), ("selftest", cmd_selftest)):
         p = sub.add_parser(name)
         p.set_defaults(fn=fn)

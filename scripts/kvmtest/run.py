@@ -218,7 +218,8 @@ def run(boot: Boot, events: Iterable[qemu.Event], run_: BootRun,
 
 
 def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 1,
-            on_outcome=None, echo=None, extra_append: str = "") -> BootResult:
+            on_outcome=None, echo=None, extra_append: str = "",
+            mem: Optional[str] = None) -> BootResult:
     """Boot the kernel on the boot's machine with this boot's plan and
     collect the results."""
     os.makedirs(workdir, exist_ok=True)
@@ -237,7 +238,7 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
             cmd = bochs.prepare(kernel, initrd, append, workdir, boot.name)
             events = bochs.console(cmd, br.deadline)
         else:
-            cmd = qemu.command(kernel, initrd, append)
+            cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM)
             events = qemu.console(cmd, br.deadline)
         return run(boot, events, br, log=log, echo=echo, note=" ".join(cmd))
     finally:

@@ -16,10 +16,29 @@ SUITE_LIST = os.path.join(TOP, "tests", "suite.list")
 
 DEFAULT_GROUP = "suite"
 
-# The kernels a boot can run: the series (make kernel) and the pinned base
-# without it (scripts/build-base-kernel.sh), as paths under build/out.
-# In suite.list a boot of the base is "mmu@base".
-KERNELS = {"series": "bzImage", "base": "bench/bzImage-base"}
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel a boot can run: its image and the archives it needs, as
+    paths under build/out."""
+    name: str
+    image: str
+    label: str
+    archives: Tuple[str, ...] = ()
+
+
+# In suite.list a boot of another kernel than the series is "mmu@kernel".
+KERNELS = {k.name: k for k in (
+    Kernel("series", "bzImage", "5.10 with the series (make kernel)"),
+    Kernel("base", "bench/bzImage-base",
+           "the pinned base without the series (scripts/build-base-kernel.sh)"),
+    # Stock Debian kernels, unmodified, whose KVM /init loads from
+    # modules (scripts/fetch-kernel.sh).
+    Kernel("debian11", "debian11/vmlinuz",
+           "Debian 11's stock 5.10.223-1 (the base, without the series)",
+           ("debian11/modules.cpio.gz",)),
+    Kernel("mainline", "mainline/vmlinuz", "Debian 12's stock 6.1 (mainline's ring)",
+           ("mainline/modules.cpio.gz",)),
+)}
 DEFAULT_KERNEL = "series"
 
 # Programs that are not selftests but come in an archive of their own,
@@ -270,8 +289,9 @@ class Boot:
         return [t for e in self.entries for t in e.tests]
 
     def archives(self) -> List[str]:
-        """The ARCHIVES this boot's tests need, in the order they need them."""
-        out = []
+        """The archives this boot's kernel and tests need (ARCHIVES), in
+        the order they need them."""
+        out = list(KERNELS[self.kernel].archives)
         for t in self.leaves():
             a = ARCHIVES.get(t.argv.split()[0]) if t.argv else None
             if a and a not in out:

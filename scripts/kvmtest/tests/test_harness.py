@@ -106,9 +106,12 @@ class SuiteList(unittest.TestCase):
         self.assertNotIn("migrate", suite.programs(real))
         self.assertIn("migrate.cpio.gz", suite.select(real, "shadow").archives())
         self.assertEqual(suite.select(real, "npt").archives(), [])
-        self.assertTrue(suite.select(real, "shadow", kernel="base").entries)
+        self.assertTrue(suite.select(real, "shadow", kernel="debian11").entries)
         with self.assertRaises(suite.SuiteError):
-            suite.parse("a npt@mainline 10 prog\n")
+            suite.parse("a npt@linus 10 prog\n")
+        # A modular kernel brings its modules first.
+        ml = suite.select(suite.parse("a npt@mainline 10 migrate x\n"), "npt", kernel="mainline")
+        self.assertEqual(ml.archives(), ["mainline/modules.cpio.gz", "migrate.cpio.gz"])
 
     def test_errors(self):
         for bad in ("a nomm 10 prog\n", "a npt x prog\n", "a npt 10\n",
@@ -301,6 +304,44 @@ class Output(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Bench(unittest.TestCase):
+    OUT = """Iteration 1 dirty memory time: 0.023939030s
+Iteration 1: 657 ring entries, 1 for pages already reported
+Iteration 1 collect time: 0.000673390s, re-arm time: 0.000937840s, 656 pages dirty
+Iteration 2 dirty memory time: 1.500000000s
+Iteration 2 collect time: 0.000120970s, re-arm time: 0.000334540s, 656 pages dirty
+perf: mode=ring vcpus=1 mem_per_vcpu=268435456 stride=100 pages=65536 written=656 iterations=2 dirty_ns=1 collect_ns=1 rearm_ns=1 ring_full_exits=0 ring_repeats=0 log_bytes=65536"""
+
+    def test_parse(self):
+        from kvmtest import bench
+        summary, iters = bench.parse(self.OUT.splitlines())
+        self.assertEqual((summary["written"], summary["log_bytes"]), ("656", "65536"))
+        self.assertEqual(len(iters), 2)
+        self.assertAlmostEqual(iters[1]["dirty_s"], 1.5)
+        self.assertAlmostEqual(iters[0]["rearm_s"], 0.00093784)
+        self.assertEqual(iters[0]["reported"], 656)
+
+    def test_matrix(self):
+        from kvmtest import bench
+        b = bench.boot("mainline", "npt", quick=True)
+        self.assertEqual(b.archives(), ["mainline/modules.cpio.gz"])
+        self.assertEqual(len(b.leaves()), len(bench.QUICK[256]) * len(bench.MODES))
+        self.assertIn("-M ring -r 4096", b.leaves()[2].argv)
+        # Dense cells stop at 65536 pages per iteration.
+        self.assertTrue(all((size << 8) // s <= 65536 for _, size, s in bench.cells()))
+
+
+class Notices(unittest.TestCase):
+    def test_srso_advisory_is_no_splat(self):
+        from kvmtest import console
+        self.assertEqual(console.splats([
+            "[    0.091669] Speculative Return Stack Overflow: WARNING: See "
+            "https://kernel.org/doc/html/latest/admin-guide/hw-vuln/srso.html for "
+            "mitigation options."]), [])
+        self.assertEqual(len(console.splats(
+            ["[  1.0] WARNING: CPU: 0 PID: 1 at arch/x86/kvm/mmu/mmu.c:1 f+0x1/0x2"])), 1)
 
 
 class MigrationChecker(unittest.TestCase):

@@ -1,0 +1,69 @@
+#!/bin/bash
+# A stock Debian kernel for the test VM: "fetch-kernel.sh mainline"
+# (Debian 12's 6.1, mainline's ring) or "fetch-kernel.sh debian11"
+# (Debian 11's 5.10.223-1, the pinned base without the series).
+# Downloads the image package (pinned version and SHA-256 in lib.sh,
+# cached in build/cache/) and unpacks, unmodified:
+#   build/out/NAME/vmlinuz           the kernel
+#   build/out/NAME/modules.cpio.gz   /modules/*.ko and /modules/order:
+#                                    kvm-amd and what it needs, in load
+#                                    order, which tests/init.sh loads
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+name=${1:?usage: fetch-kernel.sh mainline|debian11}
+case $name in
+mainline) pkg=$MAINLINE_PKG ver=$MAINLINE_VERSION sum=$MAINLINE_SHA256 ;;
+debian11) pkg=$DEBIAN11_PKG ver=$DEBIAN11_VERSION sum=$DEBIAN11_SHA256 ;;
+*) die "unknown kernel $name" ;;
+esac
+deb=$CACHE/${pkg}_${ver}_amd64.deb
+dest=$OUT/$name
+mkdir -p "$CACHE" "$dest"
+if [ ! -f "$deb" ]; then
+	log "downloading $pkg=$ver from Debian's archive"
+	tmp=$(mktemp -d)
+	chmod 777 "$tmp"
+	(cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) ||
+		{ apt-get update -q >/dev/null && (cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null); } ||
+		die "cannot download $pkg=$ver (bullseye's is reachable after 'make fetch')"
+	mv "$tmp"/*.deb "$deb.tmp"
+	rm -rf "$tmp"
+	echo "$sum  $deb.tmp" | sha256sum -c --quiet - || { rm -f "$deb.tmp"; die "$pkg: SHA-256 mismatch"; }
+	mv "$deb.tmp" "$deb"
+fi
+echo "$sum  $deb" | sha256sum -c --quiet - || die "$deb: SHA-256 mismatch"
+if [ -f "$dest/modules.cpio.gz" ] && [ "$(cat "$dest/stamp" 2>/dev/null)" = "$sum" ]; then
+	log "$name kernel: up to date ($pkg $ver)"
+	exit 0
+fi
+x=$(mktemp -d)
+trap 'rm -rf "$x"' EXIT
+dpkg-deb -x "$deb" "$x"
+kver=${pkg#linux-image-}
+cp "$x/boot/vmlinuz-$kver" "$dest/vmlinuz"
+mods=$x/lib/modules/$kver/kernel
+
+# kvm-amd and, before it, what it depends on (modinfo), depth first.
+declare -A seen=()
+order=()
+add() {
+	local f dep
+	f=$(find "$mods" -name "$1.ko" -o -name "${1//_/-}.ko" | head -1)
+	[ -n "$f" ] || die "$pkg has no module $1"
+	[ -z "${seen[$f]:-}" ] || return 0
+	seen[$f]=1
+	for dep in $(modinfo -F depends "$f" | tr , ' '); do
+		add "$dep"
+	done
+	order+=("$f")
+}
+add kvm-amd
+mkdir -p "$x/root/modules"
+for f in "${order[@]}"; do
+	cp "$f" "$x/root/modules/"
+	basename "$f" >>"$x/root/modules/order"
+done
+(cd "$x/root" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -6) >"$dest/modules.cpio.gz"
+echo "$sum" >"$dest/stamp"
+log "$name kernel: $pkg $ver, modules: $(tr '\n' ' ' <"$x/root/modules/order")"
