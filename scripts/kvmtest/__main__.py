@@ -364,7 +364,21 @@ def cmd_bench(a) -> int:
     log("benchmark: %d boots (%s) x %d runs of dirty_log_perf_test" % (
         len(boots), ", ".join(b.name for b in boots), len(boots[0].leaves())))
     t0 = time.monotonic()
-    results = run_boots(boots, variant, resdir=os.path.join(out, "results"), mem=bench.MEM)
+    resdir = os.path.join(out, "results")
+    results = run_boots(boots, variant, resdir=resdir, mem=bench.MEM)
+    # A cell that hangs the test VM ends its boot: the cells after it run
+    # in a boot of their own (once), so one hang costs one cell.
+    rest = []
+    for r in results:
+        left = {o.name for o in r.outcomes if o.status is Status.NOT_RUN}
+        if left:
+            b = suite.Boot(r.boot.mmu, "bench2", [e for e in r.boot.entries if e.name in left],
+                           r.boot.kernel)
+            log("boot %s ended before %d cells: running them in boot %s" % (
+                r.boot.name, len(left), b.name))
+            rest.append(b)
+    if rest:
+        results += run_boots(rest, variant, resdir=resdir, mem=bench.MEM)
     rows = bench.rows_of(results)
     os.makedirs(out, exist_ok=True)
     bench.write_csv(os.path.join(out, "dirty-modes.csv"), rows)
@@ -375,7 +389,10 @@ def cmd_bench(a) -> int:
     print(md)
     log("wrote %s, dirty-modes.md, %d plots in %s; %d s" % (
         "dirty-modes.csv", len(pngs), os.path.relpath(out, TOP), time.monotonic() - t0))
-    bad = [o for r in results for o in r.outcomes if o.status.failed]
+    redone = {(r.boot.mmu.name, r.boot.kernel, o.name) for r in results
+              if r.boot.group == "bench2" for o in r.outcomes}
+    bad = [o for r in results for o in r.outcomes if o.status.failed and not (
+        o.status is Status.NOT_RUN and (r.boot.mmu.name, r.boot.kernel, o.name) in redone)]
     for o in bad:
         print("FAILED: %s/%s: %s" % (o.boot, o.name, o.reason))
     return 1 if bad else 0
