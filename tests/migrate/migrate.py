@@ -440,7 +440,10 @@ def migrate(a):
         if a.ring:
             ring_in_use(src)
             ring_in_use(dst)
-            if n_resets is not None and n_resets == 0:
+            # Without the tracepoint this check could not fail: require it.
+            if n_resets is None:
+                raise Fail("no kvm_dirty_ring_reset tracepoint to see the ring in use")
+            if n_resets == 0:
                 raise Fail("no KVM_RESET_DIRTY_RINGS reset a ring during the migration")
         if a.expect_full:
             if n_full is None:
