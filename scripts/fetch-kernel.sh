@@ -17,22 +17,9 @@ mainline) pkg=$MAINLINE_PKG ver=$MAINLINE_VERSION sum=$MAINLINE_SHA256 ;;
 debian11) pkg=$DEBIAN11_PKG ver=$DEBIAN11_VERSION sum=$DEBIAN11_SHA256 ;;
 *) die "unknown kernel $name" ;;
 esac
-deb=$CACHE/${pkg}_${ver}_amd64.deb
+deb=$(fetch_deb "$pkg" "$ver" "$sum")
 dest=$OUT/$name
-mkdir -p "$CACHE" "$dest"
-if [ ! -f "$deb" ]; then
-	log "downloading $pkg=$ver from Debian's archive"
-	tmp=$(mktemp -d)
-	chmod 777 "$tmp"
-	(cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) ||
-		{ apt-get update -q >/dev/null && (cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null); } ||
-		die "cannot download $pkg=$ver (bullseye's is reachable after 'make fetch')"
-	mv "$tmp"/*.deb "$deb.tmp"
-	rm -rf "$tmp"
-	echo "$sum  $deb.tmp" | sha256sum -c --quiet - || { rm -f "$deb.tmp"; die "$pkg: SHA-256 mismatch"; }
-	mv "$deb.tmp" "$deb"
-fi
-echo "$sum  $deb" | sha256sum -c --quiet - || die "$deb: SHA-256 mismatch"
+mkdir -p "$dest"
 if [ -f "$dest/modules.cpio.gz" ] && [ "$(cat "$dest/stamp" 2>/dev/null)" = "$sum" ]; then
 	log "$name kernel: up to date ($pkg $ver)"
 	exit 0

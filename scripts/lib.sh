@@ -36,6 +36,13 @@ MAINLINE_SHA256=7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd3
 DEBIAN11_PKG=linux-image-5.10.0-32-amd64
 DEBIAN11_VERSION=$BASE_VERSION
 DEBIAN11_SHA256=86a6792f3a03ab15a643f385830cdaa921f15e3e9c8bf63aa55a9243c62fc797
+# Debian 11's headers for it, in the Debian 11 root where the DKMS
+# package is installed (scripts/dkms-root.sh): SHA-256 and package.
+DEBIAN11_HEADERS_SHA256="\
+a54a4d7b711d444fcfbab8d615b528d37bd66b03018b940662e6dfe83dcb1c46 linux-headers-5.10.0-32-amd64
+b5ae0213861bd47260ee0193d4e074db35cb78444f54e4f5aafcb03bd9ff5ed8 linux-headers-5.10.0-32-common
+52b1969fed149f0a69c127b19902971773c9dc9cdb11085d84a25e35d6ad8b1c linux-kbuild-5.10
+35a1d4ff933fb070fecdcbc85c6455fa6844d60c40bf0f7d258669e107477baf linux-compiler-gcc-10-x86"
 
 # Identity used for the work tree's commits and the exported series.
 PROJECT_NAME="KVM dirty tracking for 5.10"
@@ -132,4 +139,26 @@ warnings_in() {
 # The test half of the tooling (scripts/kvmtest).
 kvmtest() {
 	PYTHONPATH="$TOP/scripts${PYTHONPATH:+:$PYTHONPATH}" python3 -m kvmtest "$@"
+}
+
+# fetch_deb PKG VERSION SHA256: Debian's PKG=VERSION .deb in the cache,
+# downloaded once and checked against the pinned SHA-256; prints its path.
+fetch_deb() {
+	local pkg=$1 ver=$2 sum=$3 deb tmp
+	deb=$CACHE/${pkg}_${ver}_amd64.deb
+	mkdir -p "$CACHE"
+	if [ ! -f "$deb" ]; then
+		log "downloading $pkg=$ver from Debian's archive"
+		tmp=$(mktemp -d)
+		chmod 777 "$tmp"
+		(cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) ||
+			{ apt-get update -q >/dev/null && (cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null); } ||
+			die "cannot download $pkg=$ver (bullseye's is reachable after 'make fetch')"
+		mv "$tmp"/*.deb "$deb.tmp"
+		rm -rf "$tmp"
+		echo "$sum  $deb.tmp" | sha256sum -c --quiet - || { rm -f "$deb.tmp"; die "$pkg: SHA-256 mismatch"; }
+		mv "$deb.tmp" "$deb"
+	fi
+	echo "$sum  $deb" | sha256sum -c --quiet - || die "$deb: SHA-256 mismatch"
+	echo "$deb"
 }
