@@ -37,17 +37,32 @@ class End:
     why: str            # "exit" (QEMU exited) or "deadline" (the host killed it)
     rc: Optional[int]
     t: float
+    detail: str = ""    # what QEMU's own log says of the end ("Triple fault")
 
 
 Event = Union[Line, End]
 
 
 def command(kernel: str, initrd: str, append: str, cpu: str = CPU,
-            mem: str = MEM, smp: str = SMP) -> List[str]:
+            mem: str = MEM, smp: str = SMP, qlog: Optional[str] = None) -> List[str]:
+    """qlog: QEMU's own log of CPU resets and guest errors, so that a
+    guest that ends without a word (a triple fault of the test VM's
+    kernel) says why (end_detail())."""
     return [QEMU, "-accel", "tcg", "-cpu", cpu, "-m", mem, "-smp", smp,
             "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
             "-nodefaults", "-kernel", kernel, "-initrd", initrd,
-            "-append", (APPEND + " " + append).strip()]
+            "-append", (APPEND + " " + append).strip()] + (
+                ["-d", "cpu_reset,guest_errors", "-D", qlog] if qlog else [])
+
+
+def end_detail(qlog: Optional[str]) -> str:
+    """The reset reasons in QEMU's log (TCG logs "Triple fault" before it
+    resets, or with -no-reboot exits)."""
+    if not qlog or not os.path.exists(qlog):
+        return ""
+    with open(qlog, errors="replace") as f:
+        found = [l.strip() for l in f if "triple fault" in l.lower()]
+    return "QEMU's log: %s" % found[-1] if found else ""
 
 
 def newc(files: Dict[str, bytes]) -> bytes:
@@ -82,7 +97,7 @@ def boot_initrd(base: str, files: Dict[str, bytes], dest: str,
 
 
 def console(cmd: List[str], deadline: Callable[[], float],
-            poll: float = 1.0) -> Iterator[Event]:
+            poll: float = 1.0, qlog: Optional[str] = None) -> Iterator[Event]:
     """Run QEMU; yield its console line by line.  deadline() is asked
     again after every line: past it, QEMU is killed (a hung guest stops
     its own timers, so every timeout is enforced from here too)."""
@@ -115,7 +130,7 @@ def console(cmd: List[str], deadline: Callable[[], float],
         except subprocess.TimeoutExpired:
             proc.kill()
             rc = proc.wait()
-        yield End("exit", rc, time.monotonic())
+        yield End("exit", rc, time.monotonic(), end_detail(qlog))
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -134,7 +149,8 @@ def replay(path: str) -> Iterator[Event]:
                     return
                 if note[:1] == ["exit"]:
                     yield End("exit", int(note[1]) if len(note) > 1 and
-                              note[1].lstrip("-").isdigit() else None, 0.0)
+                              note[1].lstrip("-").isdigit() else None, 0.0,
+                              " ".join(note[2:]))
                     return
                 continue
             yield Line(line, 0.0)

@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from . import bochs, console, ktap, qemu
 from .ktap import Result, Status
-from .suite import MACHINES, Boot, Test
+from .suite import KERNELS, MACHINES, Boot, Test
 
 GRACE = 60          # seconds past a test's timeout before the host acts
 BOOT_TIMEOUT = 180  # seconds from QEMU's start to the guest's KTAP plan
@@ -168,8 +168,10 @@ class BootRun:
                                    secs, kernel=leftover))
             else:
                 self._emit(Outcome(self.boot.name, t.name, Status.FAIL,
-                                   "the guest died during the test (QEMU exit status %s)%s" % (
-                                       end.rc if end else "?", ": " + (s[0] if s else last) if (s or last) else ""),
+                                   "the guest died during the test (QEMU exit status %s%s)%s" % (
+                                       end.rc if end else "?",
+                                       "; " + end.detail if end and end.detail else "",
+                                       ": " + (s[0] if s else last) if (s or last) else ""),
                                    secs, kernel=leftover))
         elif p.complete and end is not None and end.why == "deadline":
             self.problems.append("the guest did not power off after its last test")
@@ -198,8 +200,9 @@ def run(boot: Boot, events: Iterable[qemu.Event], run_: BootRun,
                 if isinstance(ev, qemu.Line):
                     logf.write(ev.text + "\n")
                 else:
-                    logf.write("%s%s %s\n" % (qemu.HOST_NOTE, ev.why,
-                                              "" if ev.rc is None else ev.rc))
+                    logf.write("%s%s %s%s\n" % (qemu.HOST_NOTE, ev.why,
+                                                "" if ev.rc is None else ev.rc,
+                                                " " + ev.detail if ev.detail else ""))
             if echo and isinstance(ev, qemu.Line):
                 echo(ev.text)
             if not run_.feed(ev):
@@ -230,7 +233,8 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
             raise FileNotFoundError("%s is missing: run 'make initramfs' first" % a)
     initrd = qemu.boot_initrd(initramfs, {"plan": boot.plan_text().encode()},
                               os.path.join(workdir, "initrd-%s.gz" % boot.name), archives)
-    append = " ".join(x for x in (machine.append, boot.mmu.cmdline(), extra_append) if x)
+    append = " ".join(x for x in (machine.append, boot.mmu.cmdline(),
+                                  KERNELS[boot.kernel].append, extra_append) if x)
     br = BootRun(boot, scale, on_outcome)
     log = os.path.join(workdir, "console-%s.log" % boot.name)
     try:
@@ -238,8 +242,11 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
             cmd = bochs.prepare(kernel, initrd, append, workdir, boot.name)
             events = bochs.console(cmd, br.deadline)
         else:
-            cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM)
-            events = qemu.console(cmd, br.deadline)
+            qlog = os.path.join(workdir, "qemu-%s.log" % boot.name)
+            if os.path.exists(qlog):
+                os.unlink(qlog)
+            cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM, qlog=qlog)
+            events = qemu.console(cmd, br.deadline, qlog=qlog)
         return run(boot, events, br, log=log, echo=echo, note=" ".join(cmd))
     finally:
         os.unlink(initrd)
