@@ -12,7 +12,8 @@ KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 export DEBUG KVMGT MMUS GROUP ONLY MMU QUICK BENCH_KERNELS
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
-	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench clean distclean
+	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench \
+	dkms check-dkms exports-check clean distclean
 
 all: demo
 
@@ -68,6 +69,20 @@ harness-test:
 # under npt only.
 migrate: initramfs debian11
 	@GROUP=migrate MMUS="npt tdp shadow" $(KVMTEST) check
+
+# The series as a DKMS package for Debian 11's stock kernel, from the
+# work tree: build/out/dkms/kvm-dirty-ring-dkms_*_all.deb.
+dkms: tree
+	@$(S)/deps.sh dkms
+	@$(S)/mk-dkms.sh
+
+# The package on a Debian 11 root (debootstrap, dpkg -i, DKMS builds the
+# modules for 5.10.0-32-amd64), then Debian 11's own kernel booted with
+# those modules runs the dirty ring, dirty-log and clear-log tests under
+# the three AMD MMUs.
+check-dkms: dkms initramfs debian11
+	@$(S)/dkms-root.sh
+	@GROUP=dkms MMUS="npt tdp shadow" $(KVMTEST) check
 
 # The main job: build and show the dirty logging modes on a guest.
 demo: initramfs

@@ -9,6 +9,8 @@ pkgs=(build-essential bc bison flex libelf-dev libssl-dev ccache git xz-utils
       bochs bochsbios vgabios isolinux syslinux-common xorriso)
 # "deps.sh bench": what make bench needs besides (the plots).
 [ "${1:-}" = bench ] && pkgs+=(gnuplot-nox)
+# "deps.sh dkms": building the DKMS package and the Debian 11 root.
+[ "${1:-}" = dkms ] && pkgs+=(debootstrap dh-dkms debhelper fakeroot dpkg-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

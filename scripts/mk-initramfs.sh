@@ -27,5 +27,8 @@ for bin in $(kvmtest programs); do
 	cp "$src" "$root/tests/$bin"
 	n=$((n + 1))
 done
+# The anchor VM of the stock kernels' boots, against the work tree's uapi.
+gcc -static -O2 -Wall -Werror -I"$TREE/usr/include" -o "$root/bin/kvm-anchor" \
+	"$TOP/tests/anchor/kvm-anchor.c"
 (cd "$root" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$OUT/initramfs.cpio.gz"
 log "initramfs: $n test programs, $(stat -c %s "$OUT/initramfs.cpio.gz") bytes"

@@ -64,6 +64,12 @@ if [ ! -c /dev/kvm ]; then
 	say "Bail out! /dev/kvm is missing"
 	finish
 fi
+# A stock kernel with jump labels: an idle VM for the whole boot, so that
+# the tests' VMs flip no static keys (tests/anchor/kvm-anchor.c).
+if grep -qw kvmtest.anchor=1 /proc/cmdline; then
+	kvm-anchor 2>&1 | prefix "# " &
+	sleep 1
+fi
 
 uptime_s() { cut -d. -f1 /proc/uptime; }
 

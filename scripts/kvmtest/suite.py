@@ -24,7 +24,13 @@ class Kernel:
     image: str
     label: str
     archives: Tuple[str, ...] = ()
+    append: str = ""            # kernel command line of its boots
 
+
+# An idle VM held for the whole boot of a kernel with CONFIG_JUMP_LABEL=y:
+# the tests' VMs then flip no static keys, on which multi-threaded TCG can
+# livelock (tests/anchor/kvm-anchor.c, test-vm-notes.md).
+ANCHOR = "kvmtest.anchor=1"
 
 # In suite.list a boot of another kernel than the series is "mmu@kernel".
 KERNELS = {k.name: k for k in (
@@ -32,12 +38,18 @@ KERNELS = {k.name: k for k in (
     Kernel("base", "bench/bzImage-base",
            "the pinned base without the series (scripts/build-base-kernel.sh)"),
     # Stock Debian kernels, unmodified, whose KVM /init loads from
-    # modules (scripts/fetch-kernel.sh).
+    # modules (scripts/fetch-kernel.sh).  Built with jump labels: /init
+    # holds an idle VM for the whole boot (kvmtest.anchor=1).
     Kernel("debian11", "debian11/vmlinuz",
            "Debian 11's stock 5.10.223-1 (the base, without the series)",
-           ("debian11/modules.cpio.gz",)),
+           ("debian11/modules.cpio.gz",), ANCHOR),
     Kernel("mainline", "mainline/vmlinuz", "Debian 12's stock 6.1 (mainline's ring)",
-           ("mainline/modules.cpio.gz",)),
+           ("mainline/modules.cpio.gz",), ANCHOR),
+    # Debian 11's stock kernel with the series' KVM as DKMS built it in a
+    # Debian 11 root (make check-dkms: scripts/dkms-root.sh).
+    Kernel("debian11-dkms", "debian11-dkms/vmlinuz",
+           "Debian 11's stock 5.10.223-1 with the DKMS-built KVM of the series",
+           ("debian11-dkms/modules.cpio.gz",), ANCHOR),
 )}
 DEFAULT_KERNEL = "series"
 
