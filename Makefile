@@ -52,12 +52,16 @@ mainline: deps
 	@$(S)/fetch-kernel.sh mainline
 
 # The harness's own tests first (recorded consoles, seconds, no QEMU),
-# everything built, then the suite under all three MMU configurations;
+# everything built (also the DKMS package, installed in a Debian 11 root:
+# scripts/dkms-root.sh), then the suite under all three MMU
+# configurations, and Debian 11's kernel with the DKMS-built KVM;
 # build/out/results.tap holds the run.
 check: harness-test initramfs
 	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || $(S)/series-check.sh
 	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || $(S)/exports-check.sh
 	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || $(S)/fetch-kernel.sh debian11
+	@[ "$(DEBUG)" = 1 ] || [ "$(KVMGT)" = 1 ] || \
+		{ $(S)/deps.sh dkms && $(S)/mk-dkms.sh && $(S)/dkms-root.sh; }
 	@$(KVMTEST) check
 
 harness-test:
@@ -79,7 +83,7 @@ dkms: tree
 # The package on a Debian 11 root (debootstrap, dpkg -i, DKMS builds the
 # modules for 5.10.0-32-amd64), then Debian 11's own kernel booted with
 # those modules runs the dirty ring, dirty-log and clear-log tests under
-# the three AMD MMUs.
+# the three AMD MMUs (make check: under shadow paging only).
 check-dkms: dkms initramfs debian11
 	@$(S)/dkms-root.sh
 	@GROUP=dkms MMUS="npt tdp shadow" $(KVMTEST) check

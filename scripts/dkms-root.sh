@@ -52,6 +52,7 @@ else
 	mount -t proc proc "$root/proc"
 	# Debian 11's headers for the pinned kernel, checked against lib.sh.
 	mkdir -p "$root/tmp/hdr"
+	chmod 777 "$root/tmp/hdr"
 	in_root sh -c "cd /tmp/hdr && apt-get download -q $(awk '{ printf "%s=%s ", $2, v }' \
 		v="$DEBIAN11_VERSION" <<<"$DEBIAN11_HEADERS_SHA256")" >/dev/null
 	while read -r sum name; do

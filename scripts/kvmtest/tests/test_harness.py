@@ -230,6 +230,27 @@ class RecordedConsoles(unittest.TestCase):
             self.assertEqual(st[n], Status.NOT_RUN)
         self.assertNotIn("boot", st)
 
+    def test_silent_reset_names_the_triple_fault(self):
+        # A guest that ends in a test without a word: QEMU's own log of
+        # CPU resets says why, in the failure and in the console log.
+        with open(os.path.join(DATA, "panic.log")) as f:
+            lines = f.read().split("\n")
+        cut = next(i for i, l in enumerate(lines) if "kvm: memslot_metadata:" in l) + 1
+        with tempfile.TemporaryDirectory() as d:
+            qlog = os.path.join(d, "qemu.log")
+            with open(qlog, "w") as f:
+                f.write("CPU Reset (CPU 0)\nEAX=00000000\nTriple fault\n")
+            self.assertEqual(qemu.end_detail(qlog), "QEMU's log: Triple fault")
+            self.assertEqual(qemu.end_detail(os.path.join(d, "absent.log")), "")
+            p = os.path.join(d, "c.log")
+            with open(p, "w") as f:
+                f.write("\n".join(lines[:cut]) + "\n%% exit 0 " + qemu.end_detail(qlog) + "\n")
+            res = run.replay(pass_skip_boot(), p)
+        o = {o.name: o for o in res.outcomes}
+        self.assertEqual(o["memslot_metadata"].status, Status.FAIL)
+        self.assertIn("QEMU exit status 0; QEMU's log: Triple fault",
+                      o["memslot_metadata"].reason)
+
     def test_host_deadline(self):
         res = replay("host-deadline.log", pass_skip_boot())
         st = dict(table(res))
