@@ -83,10 +83,11 @@ dkms: tree
 # The package on a Debian 11 root (debootstrap, dpkg -i, DKMS builds the
 # modules for 5.10.0-32-amd64), then Debian 11's own kernel booted with
 # those modules runs the dirty ring, dirty-log and clear-log tests under
-# the three AMD MMUs (make check: under shadow paging only).
+# the three AMD MMUs and, under Bochs, on Intel with EPT and PML (make
+# check: under shadow paging only).
 check-dkms: dkms initramfs debian11
 	@$(S)/dkms-root.sh
-	@GROUP=dkms MMUS="npt tdp shadow" $(KVMTEST) check
+	@GROUP=dkms MMUS="npt tdp shadow pml" $(KVMTEST) check
 
 # The main job: build and show the dirty logging modes on a guest.
 demo: initramfs

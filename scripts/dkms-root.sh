@@ -191,6 +191,7 @@ add() {
 	order+=("$f")
 }
 add kvm-amd
+add kvm-intel
 for f in "${order[@]}"; do
 	cp "$f" "$x/root/modules/"
 	basename "$f" >>"$x/root/modules/order"

@@ -82,9 +82,10 @@ MACHINES = {m.name: m for m in (
     # WARNs in fpu__init_system_xstate: with noxsaves it uses the
     # standard format, whose sizes Bochs reports consistently.  Its UART
     # starves /init's tty output (lines reach the serial file seconds
-    # late, or never before a reboot): /init writes through /dev/kmsg.
+    # late, or never before a reboot): /init writes through /dev/kmsg,
+    # without timestamps (Debian's kernels print them by default).
     Machine("bochs-intel", "Bochs 2.7, Intel Skylake-X with VMX, EPT, A/D bits and PML",
-            append="noxsaves printk.devkmsg=on", output="kmsg"),
+            append="noxsaves printk.devkmsg=on printk.time=0", output="kmsg"),
 )}
 
 

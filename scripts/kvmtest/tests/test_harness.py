@@ -361,6 +361,9 @@ class Notices(unittest.TestCase):
             "[    0.091669] Speculative Return Stack Overflow: WARNING: See "
             "https://kernel.org/doc/html/latest/admin-guide/hw-vuln/srso.html for "
             "mitigation options."]), [])
+        self.assertEqual(console.splats([
+            "RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable to "
+            "RETBleed attacks, data leaks possible!"]), [])
         self.assertEqual(len(console.splats(
             ["[  1.0] WARNING: CPU: 0 PID: 1 at arch/x86/kvm/mmu/mmu.c:1 f+0x1/0x2"])), 1)
 
