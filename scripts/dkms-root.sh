@@ -173,30 +173,7 @@ rm -rf "$x"
 x=$(mktemp -d)
 dpkg-deb -x "$img" "$x"
 skmods=$x/lib/modules/$KVER/kernel
-mkdir -p "$x/root/modules"
-declare -A seen=()
-order=()
-add() {
-	local f dep n=$1
-	case ${n//_/-} in
-	kvm|kvm-amd|kvm-intel) f=$mods/${n//_/-}.ko ;;
-	*) f=$(find "$skmods" -name "$n.ko" -o -name "${n//_/-}.ko" | head -1) ;;
-	esac
-	[ -n "$f" ] || die "no module $n"
-	[ -z "${seen[$f]:-}" ] || return 0
-	seen[$f]=1
-	for dep in $(modinfo -F depends "$f" | tr , ' '); do
-		add "$dep"
-	done
-	order+=("$f")
-}
-add kvm-amd
-add kvm-intel
-for f in "${order[@]}"; do
-	cp "$f" "$x/root/modules/"
-	basename "$f" >>"$x/root/modules/order"
-done
-(cd "$x/root" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -6) >"$dest/modules.cpio.gz"
+order=$(modules_cpio "$dest/modules.cpio.gz" "$mods $skmods" kvm-amd kvm-intel)
 cp "$OUT/debian11/vmlinuz" "$dest/vmlinuz"
 rm -rf "$x"
-log "debian11-dkms: Debian 11's vmlinuz; modules: ${order[*]##*/}"
+log "debian11-dkms: Debian 11's vmlinuz; modules: $order"

@@ -31,26 +31,7 @@ kver=${pkg#linux-image-}
 cp "$x/boot/vmlinuz-$kver" "$dest/vmlinuz"
 mods=$x/lib/modules/$kver/kernel
 
-# kvm-amd and, before it, what it depends on (modinfo), depth first.
-declare -A seen=()
-order=()
-add() {
-	local f dep
-	f=$(find "$mods" -name "$1.ko" -o -name "${1//_/-}.ko" | head -1)
-	[ -n "$f" ] || die "$pkg has no module $1"
-	[ -z "${seen[$f]:-}" ] || return 0
-	seen[$f]=1
-	for dep in $(modinfo -F depends "$f" | tr , ' '); do
-		add "$dep"
-	done
-	order+=("$f")
-}
-add kvm-amd
-mkdir -p "$x/root/modules"
-for f in "${order[@]}"; do
-	cp "$f" "$x/root/modules/"
-	basename "$f" >>"$x/root/modules/order"
-done
-(cd "$x/root" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -6) >"$dest/modules.cpio.gz"
+# kvm-amd and, before it, what it depends on.
+order=$(modules_cpio "$dest/modules.cpio.gz" "$mods" kvm-amd)
 echo "$sum" >"$dest/stamp"
-log "$name kernel: $pkg $ver, modules: $(tr '\n' ' ' <"$x/root/modules/order")"
+log "$name kernel: $pkg $ver, modules: $order"

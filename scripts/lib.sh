@@ -162,3 +162,41 @@ fetch_deb() {
 	echo "$sum  $deb" | sha256sum -c --quiet - || die "$deb: SHA-256 mismatch"
 	echo "$deb"
 }
+
+# modules_cpio DEST "DIR..." MODULE...: DEST, a gzipped cpio archive of
+# /modules/*.ko and /modules/order for tests/init.sh: the MODULEs and,
+# before each, what it depends on (modinfo), depth first.  A module is
+# taken from the first DIR that has it (a DKMS build before the stock
+# tree).
+modules_cpio() {
+	local dest=$1 dirs=$2 w m f
+	shift 2
+	local -A seen=()
+	local -a order=()
+	_modules_add() {
+		local f="" dep d
+		for d in $dirs; do
+			f=$(find "$d" -name "$1.ko" -o -name "${1//_/-}.ko" | head -1)
+			[ -z "$f" ] || break
+		done
+		[ -n "$f" ] || die "no module $1 in $dirs"
+		[ -z "${seen[$f]:-}" ] || return 0
+		seen[$f]=1
+		for dep in $(modinfo -F depends "$f" | tr , ' '); do
+			_modules_add "$dep"
+		done
+		order+=("$f")
+	}
+	for m in "$@"; do
+		_modules_add "$m"
+	done
+	w=$(mktemp -d)
+	mkdir -p "$w/modules"
+	for f in "${order[@]}"; do
+		cp "$f" "$w/modules/"
+		basename "$f" >>"$w/modules/order"
+	done
+	(cd "$w" && find . | sort | cpio -o -H newc --quiet -R 0:0 | gzip -6) >"$dest"
+	tr '\n' ' ' <"$w/modules/order"
+	rm -rf "$w"
+}
