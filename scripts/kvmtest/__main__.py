@@ -115,8 +115,11 @@ def counts(outcomes):
     return n
 
 
-def summary_line(n) -> str:
-    line = "%d passed, %d failed" % (n["passed"], n["failed"])
+def summary_line(n, retried: int = 0) -> str:
+    line = "%d passed" % n["passed"]
+    if retried:
+        line += " (%d when run again after an L2 shutdown)" % retried
+    line += ", %d failed" % n["failed"]
     if n["skipped"]:
         line += ", %d skipped" % n["skipped"]
     return line
@@ -219,6 +222,9 @@ def report(results, out) -> int:
             if o.status.failed:
                 print("FAILED: %s/%s: %s (console log: %s)" % (o.boot, o.name, o.reason,
                                                               os.path.relpath(r.log, TOP)))
+            elif o.retried:
+                print("RUN TWICE: %s/%s: %s (console log: %s)" % (
+                    o.boot, o.name, o.reason, os.path.relpath(r.log, TOP)))
     print_migrations(migration_rows(results))
     n = counts(outcomes)
     tap = os.path.join(out, "results.tap")
@@ -232,7 +238,7 @@ def report(results, out) -> int:
     else:
         log("%s: TAP::Parser reads %d tests, the same counts" % (
             os.path.relpath(tap, TOP), seen["run"]))
-    print(summary_line(n))
+    print(summary_line(n, sum(1 for o in outcomes if o.retried and not o.status.failed)))
     return rc
 
 

@@ -209,5 +209,9 @@ def write(path: str, header: List[str], results) -> None:
                 line += " # TIMEOUT %s" % reason
             f.write(line.rstrip() + "\n")
             if status.failed:
-                for d in ([reason] if reason and status is not Status.TIMEOUT else []) + diag:
-                    f.write("# %s\n" % d)
+                diag = ([reason] if reason and status is not Status.TIMEOUT else []) + diag
+            elif status is Status.PASS and reason:
+                # A pass with a story: run twice after an L2 shutdown.
+                diag = [reason] + diag
+            for d in diag:
+                f.write("# %s\n" % d)

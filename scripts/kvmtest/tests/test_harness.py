@@ -125,8 +125,15 @@ class SuiteList(unittest.TestCase):
     def test_plan_text(self):
         b = pass_skip_boot()
         lines = b.plan_text().splitlines()
-        self.assertEqual(lines[:5], ["boot npt", "param kvm tdp_mmu", "param kvm_amd npt",
-                                     "output tty", "plan 6"])
+        self.assertEqual(lines[:6], ["boot npt", "param kvm tdp_mmu", "param kvm_amd npt",
+                                     "output tty", "retry l2-shutdown", "plan 6"])
+        # No second runs under shadow paging, on Bochs, or in the group
+        # that counts the L2 shutdowns.
+        records = suite.parse(PASS_SKIP_SUITE.replace(" npt ", " npt,shadow,pml,tdp:stress "))
+        for mmu, group in (("shadow", "suite"), ("pml", "suite"), ("tdp", "stress")):
+            b = suite.select(records, mmu, group)
+            self.assertTrue(b.entries, (mmu, group))
+            self.assertNotIn("retry l2-shutdown", b.plan_text().splitlines(), (mmu, group))
         self.assertIn("group ring 6", lines)
         self.assertIn("test 300 ring_abi dirty_ring_test -t abi", lines)
         self.assertTrue(any(l.startswith("skip demand_paging_uffd userfaultfd") for l in lines))
@@ -186,6 +193,20 @@ class RecordedConsoles(unittest.TestCase):
         self.assertIn("param kvm.tdp_mmu=N", res.header)
         self.assertEqual(res.problems, [])
         self.assertIn("harvested 57878 entries", "\n".join(o["dirty_ring"].output))
+
+    def test_a_skip_fails_on_the_dkms_kernel(self):
+        # On Debian 11's kernel with the DKMS modules the ring tests skip
+        # only if the stock KVM was loaded: there a skip is a failure,
+        # except the skips the plan itself lists.
+        b = pass_skip_boot()
+        b.kernel = "debian11-dkms"
+        res = replay("pass-skip.log", b)
+        st = dict(table(res))
+        self.assertEqual((st["hyperv_cpuid"], st["xss_msr"], st["demand_paging_uffd"]),
+                         (Status.FAIL, Status.FAIL, Status.SKIP))
+        o = {o.name: o for o in res.outcomes}
+        self.assertIn("stock KVM modules were loaded", o["xss_msr"].reason)
+        self.assertEqual(st["dirty_ring"], Status.PASS)
 
     def test_exit_assertion_timeout_oom(self):
         res = replay("exit-timeout.log", record.misc_boot())
@@ -250,6 +271,38 @@ class RecordedConsoles(unittest.TestCase):
         self.assertEqual(o["memslot_metadata"].status, Status.FAIL)
         self.assertIn("QEMU exit status 0; QEMU's log: Triple fault",
                       o["memslot_metadata"].reason)
+
+    def test_l2_shutdown_runs_twice(self):
+        # A real boot (record.retry_boot): /init ran the two tests that
+        # ended in an L2 shutdown again, not the other failure.
+        res = replay("retry.log", record.retry_boot())
+        o = {o.name: o for o in res.outcomes}
+        self.assertEqual(table(res), [("shutdown_once", Status.PASS),
+                                      ("shutdown_twice", Status.FAIL),
+                                      ("other_failure", Status.FAIL),
+                                      ("passes", Status.PASS)])
+        self.assertIn("exit_reason=SHUTDOWN", o["shutdown_once"].retried)
+        self.assertTrue(o["shutdown_once"].reason.startswith(
+            "passed when run again; its first run ended in an L2 shutdown: "
+            "dirty_log_test.c:439: false"), o["shutdown_once"].reason)
+        self.assertIn("its second run; the first ended in an L2 shutdown",
+                      o["shutdown_twice"].reason)
+        self.assertEqual(o["other_failure"].retried, "")
+        self.assertIn("Set page 4216 value 10 incorrect", o["other_failure"].reason)
+        self.assertEqual(o["passes"].retried, "")
+        self.assertEqual(res.problems, [])
+        # The report says so: the summary, and the TAP document.
+        self.assertEqual(cli.summary_line(cli.counts(res.outcomes), 1),
+                         "2 passed (1 when run again after an L2 shutdown), 2 failed")
+        with tempfile.TemporaryDirectory() as d:
+            tap = os.path.join(d, "r.tap")
+            cli.write_tap(tap, [res])
+            with open(tap) as f:
+                text = f.read()
+            seen, errors = cli.tap_consumer_counts(tap)
+        self.assertIn("ok 1 npt/shutdown_once\n# passed when run again", text)
+        self.assertEqual(errors, [])
+        self.assertEqual((seen["passed"], seen["failed"]), (2, 2))
 
     def test_host_deadline(self):
         res = replay("host-deadline.log", pass_skip_boot())
