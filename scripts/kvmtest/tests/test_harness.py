@@ -127,13 +127,15 @@ class SuiteList(unittest.TestCase):
         lines = b.plan_text().splitlines()
         self.assertEqual(lines[:6], ["boot npt", "param kvm tdp_mmu", "param kvm_amd npt",
                                      "output tty", "retry l2-shutdown", "plan 6"])
-        # No second runs under shadow paging, on Bochs, or in the group
-        # that counts the L2 shutdowns.
+        # No second runs under shadow paging, on Bochs, in the group
+        # that counts the L2 shutdowns, or in the benchmarks.
         records = suite.parse(PASS_SKIP_SUITE.replace(" npt ", " npt,shadow,pml,tdp:stress "))
         for mmu, group in (("shadow", "suite"), ("pml", "suite"), ("tdp", "stress")):
             b = suite.select(records, mmu, group)
             self.assertTrue(b.entries, (mmu, group))
             self.assertNotIn("retry l2-shutdown", b.plan_text().splitlines(), (mmu, group))
+        from kvmtest import bench
+        self.assertFalse(bench.boot("series", "npt", True).retry)
         self.assertIn("group ring 6", lines)
         self.assertIn("test 300 ring_abi dirty_ring_test -t abi", lines)
         self.assertTrue(any(l.startswith("skip demand_paging_uffd userfaultfd") for l in lines))
