@@ -3,8 +3,9 @@
   check          boot each MMU configuration with a test group; print every
                  result, a table and "N passed, N failed[, N skipped]";
                  write build/out/results.tap (the whole run, TAP 13)
-  vm             one boot with its console on the terminal
+  vm             one boot with its console on the terminal (build/out/vm.tap)
   demo           the dirty logging modes under the three MMUs, as a table
+                 (build/out/demo.tap)
   bench-memslot  memslot metadata per page, base kernel against series
   bench          the dirty logging modes side by side, series and mainline
                  (scripts/kvmtest/bench.py; QUICK=1, BENCH_KERNELS, MMUS)
@@ -43,19 +44,19 @@ def out_dir() -> str:
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _env_list(name, default=""):
+def _env_list(name, default="", env=os.environ):
     # Make exports its variables even when they are empty.
-    return [x for x in re.split(r"[,\s]+", os.environ.get(name) or default) if x]
+    return [x for x in re.split(r"[,\s]+", env.get(name) or default) if x]
 
 
-def _boots(records, variant, mmus, group, only):
+def _boots(records, variant, mmus, group, only, kernels=(suite.DEFAULT_KERNEL,)):
     if only:
         suite.check_only(records, only)
     boots = []
     for m in mmus:
         if m not in suite.MMUS:
             raise suite.SuiteError("unknown MMU %r (known: %s)" % (m, ", ".join(suite.MMUS)))
-        for k in suite.KERNELS:
+        for k in kernels:
             b = suite.select(records, m, group, variant, only, kernel=k)
             if b.entries:
                 boots.append(b)
@@ -78,11 +79,10 @@ def run_boots(boots, variant, kernel=None, initramfs=None, resdir=None,
     need = [initramfs] + [os.path.join(out, a) for b in boots for a in b.archives()]
     if not kernel:
         need += [os.path.join(out, suite.KERNELS[b.kernel].image) for b in boots]
-    hint = {os.path.join(out, k.image): "make base-kernel" if k.name == "base" else
-            "make " + k.name for k in suite.KERNELS.values() if k.name != suite.DEFAULT_KERNEL}
+    hint = {}
     for k in suite.KERNELS.values():
-        for a in k.archives:
-            hint[os.path.join(out, a)] = "make " + k.name
+        for f in (k.image,) + k.archives:
+            hint[os.path.join(out, f)] = "make " + k.target
     for f in need:
         if not os.path.exists(f):
             raise suite.SuiteError("%s is missing: run '%s' first" % (
@@ -209,7 +209,8 @@ def print_migrations(rows) -> None:
                 "%s=%s" % (k, v) for k, v in r.items() if k not in ("boot", "test", "status"))))
 
 
-def report(results, out) -> int:
+def report(results, out, name="results") -> int:
+    """Print the run and write OUT/NAME.tap (make check: results.tap)."""
     outcomes = [o for r in results for o in r.outcomes]
     print()
     print("%-7s %-12s %-26s %6s  %s" % ("", "boot", "test", "secs", ""))
@@ -227,7 +228,7 @@ def report(results, out) -> int:
                     o.boot, o.name, o.reason, os.path.relpath(r.log, TOP)))
     print_migrations(migration_rows(results))
     n = counts(outcomes)
-    tap = os.path.join(out, "results.tap")
+    tap = os.path.join(out, name + ".tap")
     write_tap(tap, results)
     seen, errors = tap_consumer_counts(tap)
     rc = 1 if n["failed"] or not n["passed"] else 0
@@ -244,12 +245,37 @@ def report(results, out) -> int:
 
 # -- subcommands ------------------------------------------------------------
 
+def plan_check(env, mmus=None, group=None, only=None):
+    """The boots of "check" (and of the targets that run it: migrate,
+    check-dkms) under the environment env."""
+    variant = suite.variant_from_env(env)
+    return variant, _boots(suite.load(), variant,
+                           mmus or _env_list("MMUS", " ".join(suite.MMUS), env),
+                           group or env.get("GROUP") or suite.DEFAULT_GROUP,
+                           only or _env_list("ONLY", "", env),
+                           suite.kernels_for("check", variant, env))
+
+
+def plan_vm(env, mmu=None, group=None, only=None):
+    variant = suite.variant_from_env(env)
+    return variant, _boots(suite.load(), variant, [mmu or env.get("MMU") or "npt"],
+                           group or env.get("GROUP") or suite.DEFAULT_GROUP,
+                           only or _env_list("ONLY", "", env),
+                           suite.kernels_for("vm", variant, env))
+
+
+def plan_demo(env):
+    variant = suite.variant_from_env(env)
+    return variant, _boots(suite.load(), variant, list(suite.MMUS), suite.DEFAULT_GROUP,
+                           DEMO_TESTS, suite.kernels_for("demo", variant, env))
+
+
+# The subcommands that plan boots from suite.list, for the harness tests.
+PLANNERS = {"check": plan_check, "vm": plan_vm, "demo": plan_demo}
+
+
 def cmd_check(a) -> int:
-    records = suite.load()
-    variant = suite.variant_from_env()
-    boots = _boots(records, variant, a.mmus or _env_list("MMUS", " ".join(suite.MMUS)),
-                   a.group or os.environ.get("GROUP") or suite.DEFAULT_GROUP,
-                   a.only or _env_list("ONLY"))
+    variant, boots = plan_check(os.environ, a.mmus, a.group, a.only)
     t0 = time.monotonic()
     results = run_boots(boots, variant)
     rc = report(results, out_dir())
@@ -258,14 +284,12 @@ def cmd_check(a) -> int:
 
 
 def cmd_vm(a) -> int:
-    records = suite.load()
-    variant = suite.variant_from_env()
     mmu = a.mmu or os.environ.get("MMU") or "npt"
-    boots = _boots(records, variant, [mmu],
-                   a.group or os.environ.get("GROUP") or suite.DEFAULT_GROUP,
-                   a.only or _env_list("ONLY"))
-    results = run_boots(boots, variant, echo=lambda l: print("[%s] %s" % (mmu, l), flush=True))
-    return report(results, out_dir())
+    variant, boots = plan_vm(os.environ, mmu, a.group, a.only)
+    out = out_dir()
+    results = run_boots(boots, variant, resdir=os.path.join(out, "vm"),
+                        echo=lambda l: print("[%s] %s" % (mmu, l), flush=True))
+    return report(results, out, "vm")
 
 
 DEMO_TESTS = ["dirty_log", "clear_log", "dirty_ring"]
@@ -290,12 +314,11 @@ def demo_rows(results):
 
 
 def cmd_demo(a) -> int:
-    records = suite.load()
-    variant = suite.variant_from_env()
-    boots = _boots(records, variant, list(suite.MMUS), suite.DEFAULT_GROUP, DEMO_TESTS)
+    variant, boots = plan_demo(os.environ)
     log("booting the test VM %d times (%s) to run: %s" % (
         len(boots), ", ".join(b.name for b in boots), ", ".join(DEMO_TESTS)))
-    results = run_boots(boots, variant)
+    out = out_dir()
+    results = run_boots(boots, variant, resdir=os.path.join(out, "demo"))
     print()
     print("%-18s %-11s %-6s %14s %14s %14s %12s %6s" % (
         "MMU", "log mode", "result", "guest writes", "pages dirty", "pages clean",
@@ -307,7 +330,7 @@ def cmd_demo(a) -> int:
     print("(as 5.10's dirty_log_test counts them); pages dirty/clean: what the host")
     print("checked against guest memory over all iterations; ring entries: entries")
     print("harvested from the dirty ring and reset.")
-    return report(results, out_dir())
+    return report(results, out, "demo")
 
 
 MEMSLOT = re.compile(r"memslot metadata, ([^,]+), (\d+) GiB memslot: ([0-9.]+) bytes/page "

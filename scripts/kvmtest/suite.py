@@ -28,6 +28,10 @@ class Kernel:
     name: str
     image: str
     label: str
+    # The make target that builds the image and the archives: every
+    # subcommand's target that boots this kernel has it among its
+    # prerequisites (the harness tests check that against "make -n").
+    target: str
     archives: Tuple[str, ...] = ()
     append: str = ""            # kernel command line of its boots
     # Why a test that skips itself on this kernel fails instead ("" if
@@ -42,26 +46,50 @@ ANCHOR = "kvmtest.anchor=1"
 
 # In suite.list a boot of another kernel than the series is "mmu@kernel".
 KERNELS = {k.name: k for k in (
-    Kernel("series", "bzImage", "5.10 with the series (make kernel)"),
-    Kernel("base", "bench/bzImage-base",
-           "the pinned base without the series (scripts/build-base-kernel.sh)"),
+    Kernel("series", "bzImage", "5.10 with the series", "initramfs"),
+    Kernel("base", "bench/bzImage-base", "the pinned base without the series",
+           "base-kernel"),
     # Stock Debian kernels, unmodified, whose KVM /init loads from
     # modules (scripts/fetch-kernel.sh).  Built with jump labels: /init
     # holds an idle VM for the whole boot (kvmtest.anchor=1).
     Kernel("debian11", "debian11/vmlinuz",
-           "Debian 11's stock 5.10.223-1 (the base, without the series)",
+           "Debian 11's stock 5.10.223-1 (the base, without the series)", "debian11",
            ("debian11/modules.cpio.gz",), ANCHOR),
     Kernel("mainline", "mainline/vmlinuz", "Debian 12's stock 6.1 (mainline's ring)",
-           ("mainline/modules.cpio.gz",), ANCHOR),
+           "mainline", ("mainline/modules.cpio.gz",), ANCHOR),
     # Debian 11's stock kernel with the series' KVM as DKMS built it in a
-    # Debian 11 root (make check-dkms: scripts/dkms-root.sh).
+    # Debian 11 root (scripts/dkms-root.sh).
     Kernel("debian11-dkms", "debian11-dkms/vmlinuz",
            "Debian 11's stock 5.10.223-1 with the DKMS-built KVM of the series",
-           ("debian11-dkms/modules.cpio.gz",), ANCHOR,
+           "debian11-dkms", ("debian11-dkms/modules.cpio.gz",), ANCHOR,
            no_skips="its tests skip only without the ring, i.e. if the stock KVM "
            "modules were loaded instead of the DKMS-built ones"),
 )}
 DEFAULT_KERNEL = "series"
+
+# The kernels each subcommand may boot, with the lean build; its make
+# target builds them (Kernel.target).  The debug and KVMGT variants are
+# builds of the series kernel: they boot nothing else.  "vm" boots the
+# kernel KERNEL names (the series by default); "bench" and
+# "bench-memslot" choose their kernels themselves (bench.py,
+# cmd_bench_memslot).
+SUBCOMMAND_KERNELS = {
+    "check": ("series", "debian11", "debian11-dkms"),
+    "demo": ("series",),
+    "vm": ("series",),
+}
+
+
+def kernels_for(cmd: str, variant: "Variant", env=os.environ) -> Tuple[str, ...]:
+    """The kernels the subcommand cmd boots, in the order it boots them."""
+    if variant.name != "lean":
+        return (DEFAULT_KERNEL,)
+    if cmd == "vm" and env.get("KERNEL"):
+        k = env["KERNEL"]
+        if k not in KERNELS:
+            raise SuiteError("unknown KERNEL %r (known: %s)" % (k, ", ".join(KERNELS)))
+        return (k,)
+    return SUBCOMMAND_KERNELS[cmd]
 
 # Programs that are not selftests but come in an archive of their own,
 # under build/out, which a boot appends to the common initramfs when its

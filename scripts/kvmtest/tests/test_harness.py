@@ -3,13 +3,16 @@ console rules and the boot logic, on recorded consoles (data/, see
 data/README).  No QEMU; seconds.  Run by "make check" before any boot,
 or alone: make harness-test."""
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from kvmtest import __main__ as cli
-from kvmtest import ktap, qemu, run, suite
+from kvmtest import bochs, ktap, qemu, run, suite
 from kvmtest.ktap import Status
 from kvmtest.tests import record
 
@@ -139,6 +142,93 @@ class SuiteList(unittest.TestCase):
         self.assertIn("group ring 6", lines)
         self.assertIn("test 300 ring_abi dirty_ring_test -t abi", lines)
         self.assertTrue(any(l.startswith("skip demand_paging_uffd userfaultfd") for l in lines))
+
+
+def make_dry_run(target, env):
+    """What "make -n -B --trace TARGET" says with env: the targets make
+    would update, and the kvmtest command line of TARGET's recipe."""
+    p = subprocess.run(["make", "-n", "-B", "--trace", "-C", suite.TOP, target],
+                       env=dict(os.environ, **env), capture_output=True, text=True,
+                       check=True)
+    targets = set(re.findall(r"^Makefile:\d+: (?:update )?target '([^']+)'", p.stdout, re.M))
+    runs = [l for l in p.stdout.splitlines()
+            if re.search(r"-m kvmtest (%s)$" % "|".join(cli.PLANNERS), l)]
+    return targets, runs
+
+
+class EveryTargetBuildsWhatItBoots(unittest.TestCase):
+    """Each make target that boots plans only kernels whose inputs its own
+    prerequisites build (the new user's "make demo" planned Debian 11's
+    DKMS boot, which only "make check" built)."""
+    CASES = [("check", {}), ("check", {"DEBUG": "1"}), ("check", {"KVMGT": "1"}),
+             ("check", {"GROUP": "stress"}), ("check", {"GROUP": "intel"}),
+             ("check", {"GROUP": "dkms"}), ("demo", {}), ("demo", {"DEBUG": "1"}),
+             ("vm", {}), ("vm", {"MMU": "shadow"}), ("vm", {"MMU": "pml"}),
+             ("vm", {"MMU": "shadow", "DEBUG": "1"}), ("migrate", {}), ("check-dkms", {})]
+
+    def test_targets(self):
+        if not shutil.which("make"):
+            self.skipTest("no make")
+        clean = {k: "" for k in ("DEBUG", "KVMGT", "MMUS", "GROUP", "ONLY", "MMU", "KERNEL")}
+        for target, env in self.CASES:
+            with self.subTest(target=target, env=env):
+                env = dict(clean, **env)
+                built, runs = make_dry_run(target, env)
+                self.assertEqual(len(runs), 1, runs)
+                words = shlex.split(runs[0])
+                sub = words[words.index("kvmtest") + 1]
+                # The recipe's own assignments (GROUP=migrate ...) apply.
+                env.update(w.split("=", 1) for w in words if re.match(r"^[A-Z]+=", w))
+                _, boots = cli.PLANNERS[sub](env)
+                self.assertTrue(boots)
+                for b in boots:
+                    k = suite.KERNELS[b.kernel]
+                    self.assertIn(k.target, built, "%s boots %s, whose inputs 'make %s' "
+                                  "builds, not among its prerequisites" % (
+                                      target, b.name, k.target))
+
+    def test_demo_shows_the_series_under_every_mmu(self):
+        _, boots = cli.plan_demo({})
+        self.assertEqual({b.kernel for b in boots}, {suite.DEFAULT_KERNEL})
+        self.assertEqual({b.mmu.name for b in boots}, {"npt", "tdp", "shadow"})
+        self.assertEqual({b.kernel for b in cli.plan_check({})[1]},
+                         {"series", "debian11", "debian11-dkms"})
+        self.assertEqual([b.kernel for b in cli.plan_vm({"KERNEL": "debian11-dkms",
+                                                         "MMU": "shadow"})[1]],
+                         ["debian11-dkms"])
+        with self.assertRaises(suite.SuiteError):
+            cli.plan_vm({"KERNEL": "linus"})
+
+
+class BochsNeedsNoHostDevice(unittest.TestCase):
+    """The new user's Bochs aborted at start in its sound code: the
+    machine must start on a host without sound (bochs.console() gives it
+    an empty ALSA configuration, which is what such a host looks like)."""
+    def test_bochsrc(self):
+        rc = bochs.bochsrc("x.iso", "x.serial", "x.log")
+        for line in ("speaker: enabled=0", "parport1: enabled=0", "gameport: enabled=0",
+                     "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy"):
+            self.assertIn(line + "\n", rc)
+
+    def test_bochs_starts_without_sound(self):
+        if not (shutil.which(bochs.BOCHS) and shutil.which("xorriso")
+                and all(os.path.exists(f) for f in bochs.ISOLINUX)):
+            self.skipTest("Bochs, xorriso or isolinux not installed (make deps)")
+        with tempfile.TemporaryDirectory() as d:
+            for f in ("bzImage", "initrd"):
+                with open(os.path.join(d, f), "wb") as fd:
+                    fd.write(b"\0" * 512)
+            cmd = bochs.prepare(os.path.join(d, "bzImage"), os.path.join(d, "initrd"), "",
+                                d, "nosound")
+            stop = time.monotonic() + 6
+            ends = [e for e in bochs.console(cmd, lambda: stop, poll=0.2)
+                    if isinstance(e, qemu.End)]
+            with open(os.path.join(d, "bochs-nosound.out")) as f:
+                out = f.read()
+            # Still running the BIOS and isolinux when the deadline came.
+            self.assertEqual(ends[-1].why, "deadline", out[-2000:])
+            self.assertNotIn("ALSA", out)
+            self.assertNotIn("buffer overflow", out)
 
 
 class Ktap(unittest.TestCase):
