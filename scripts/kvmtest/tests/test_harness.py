@@ -61,7 +61,8 @@ class SuiteList(unittest.TestCase):
         # The ring groups are one record with parts.
         ring = [r for r in records if r.name == "ring"][0]
         self.assertEqual([t.name for t in ring.leaves()],
-                         [n for n in RING if n != "ring_vcpus"])
+                         [n for n in RING if n != "ring_vcpus"] +
+                         ["ring_emulated", "ring_mmap_exec"])
         # Variants: the debug kernel runs the tracking set, 4x the timeouts.
         dbg = suite.select(records, "npt", variant=suite.VARIANTS["debug"])
         lean = suite.select(records, "npt")
@@ -229,6 +230,29 @@ class BochsNeedsNoHostDevice(unittest.TestCase):
             self.assertEqual(ends[-1].why, "deadline", out[-2000:])
             self.assertNotIn("ALSA", out)
             self.assertNotIn("buffer overflow", out)
+
+
+class ReadmeMatchesTheSeries(unittest.TestCase):
+    def test_patch_table(self):
+        """The README's table of patches is patches/, number for number."""
+        pdir = os.path.join(suite.TOP, "patches")
+        want = []
+        for f in sorted(os.listdir(pdir)):
+            m = re.match(r"^(\d{4})-.*\.patch$", f)
+            if not m or m.group(1) == "0000":
+                continue
+            with open(os.path.join(pdir, f)) as fd:
+                subj = next(l for l in fd if l.startswith("Subject: "))
+            want.append((int(m.group(1)),
+                         re.sub(r"^Subject: \[PATCH \d+/\d+\] ", "", subj).strip()))
+        with open(os.path.join(suite.TOP, "README.md")) as fd:
+            readme = fd.read()
+        table = readme[readme.index("| # | patch |"):]
+        table = table[:table.index("\n\n")]
+        got = [(int(n), t.strip()) for n, t in
+               re.findall(r"^\| (\d+) \| (.*) \|$", table, re.M)]
+        self.assertTrue(want)
+        self.assertEqual(got, want)
 
 
 class Ktap(unittest.TestCase):
