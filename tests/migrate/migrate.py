@@ -72,10 +72,67 @@ class QmpError(Exception):
         self.desc = err.get("desc", "")
 
 
+# Seconds a QMP command may take to answer.  QEMU answers every command
+# these tests send at once (calc-dirty-rate and migrate start jobs that
+# are polled); a command that does not answer in time fails the test
+# with what shows where QEMU hangs (hang_report), in seconds, where it
+# used to hang until the harness killed the whole test.
+QMP_DEADLINE = 30
+
+
+def _read_text(path, limit=4000):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read(limit).strip()
+    except OSError as e:
+        return "(%s)" % (e.strerror or e)
+
+
+def hang_report(pid, trace_lines=40):
+    """Where process pid is: every thread's name, state, wchan and
+    kernel stack; KVM's per-vCPU dropped-page counts; the last lines of
+    the trace buffer (the kvm_dirty_ring_* events, when enabled)."""
+    out = ["threads of pid %d:" % pid]
+    task = "/proc/%d/task" % pid
+    try:
+        tids = sorted(os.listdir(task), key=int)
+    except OSError as e:
+        tids = []
+        out.append("  (%s)" % e)
+    for tid in tids:
+        d = os.path.join(task, tid)
+        stat = _read_text(os.path.join(d, "stat"))
+        state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
+        out.append("  %s %s state %s wchan %s" % (
+            tid, _read_text(os.path.join(d, "comm")), state,
+            _read_text(os.path.join(d, "wchan")) or "-"))
+        for line in _read_text(os.path.join(d, "stack")).splitlines()[:12]:
+            out.append("      " + line)
+    kvm = "/sys/kernel/debug/kvm"
+    try:
+        vms = sorted(v for v in os.listdir(kvm) if v.startswith("%d-" % pid))
+    except OSError:
+        vms = []
+    for vm in vms:
+        for v in sorted(os.listdir(os.path.join(kvm, vm))):
+            f = os.path.join(kvm, vm, v, "dirty_ring_dropped")
+            if v.startswith("vcpu") and os.path.exists(f):
+                out.append("%s/%s: dirty_ring_dropped %s" % (vm, v, _read_text(f)))
+    if os.path.exists(os.path.join(TRACING, "trace")):
+        trace = _read_text(os.path.join(TRACING, "trace"), 1 << 20).splitlines()
+        trace = [l for l in trace if not l.startswith("#")]
+        out.append("last %d trace lines:" % min(trace_lines, len(trace)))
+        out += ["  " + l for l in trace[-trace_lines:]]
+    else:
+        out.append("no trace buffer at %s" % TRACING)
+    return "\n".join(out)
+
+
 class Qmp:
     """QMP over a unix socket: one command at a time, events set aside."""
 
     def __init__(self, path, proc, timeout=60):
+        self.proc = proc
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
@@ -105,8 +162,16 @@ class Qmp:
         if args:
             msg["arguments"] = args
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        deadline = time.monotonic() + QMP_DEADLINE
         while True:
-            r = self._read()
+            self.sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                r = self._read()
+            except socket.timeout:
+                raise Fail("QMP %s: no answer in %d s\n%s" % (
+                    name, QMP_DEADLINE, hang_report(self.proc.pid)))
+            finally:
+                self.sock.settimeout(None)
             if "return" in r:
                 return r["return"]
             if "error" in r:
@@ -476,7 +541,11 @@ def measure_rate(vm, secs):
 
 def dirtyrate(a):
     vm = None
+    # Ring-full exits and resets in the trace buffer, for hang_report().
+    events = [Tracepoint("kvm_dirty_ring_exit"), Tracepoint("kvm_dirty_ring_reset")]
     try:
+        for e in events:
+            e.start()
         vm = Vm("src", accel_of(a.ring), a.mem, a.smp)
         ring_in_use(vm)
         vm.wait_serial("payload: writing", 60)
@@ -507,6 +576,8 @@ def dirtyrate(a):
                        "%d MB/s after" % (limit, per_vcpu[0], per_vcpu2[0]))
         return 0
     finally:
+        for e in events:
+            e.disable()
         if vm:
             vm.quit()
 

@@ -569,6 +569,50 @@ class MigrationChecker(unittest.TestCase):
             f.write(data)
         return a, b
 
+    def test_qmp_deadline(self):
+        """A QMP command QEMU never answers fails in QMP_DEADLINE seconds,
+        with where the process is (issue: cancel-vcpu-dirty-limit hung
+        until the harness killed the test 600 s later)."""
+        import socket
+        import threading
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        path = os.path.join(d, "qmp")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(1)
+        self.addCleanup(srv.close)
+
+        def qemu_that_hangs():
+            c, _ = srv.accept()
+            f = c.makefile("rb")
+            c.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+            f.readline()
+            c.sendall(b'{"return": {}}\n')
+            f.readline()        # the command: never answered
+            time.sleep(3)
+            c.close()
+        threading.Thread(target=qemu_that_hangs, daemon=True).start()
+
+        class Proc:
+            pid = os.getpid()
+
+            def poll(self):
+                return None
+        old, self.m.QMP_DEADLINE = self.m.QMP_DEADLINE, 1
+        try:
+            q = self.m.Qmp(path, Proc())
+            t0 = time.monotonic()
+            with self.assertRaises(self.m.Fail) as e:
+                q.cmd("cancel-vcpu-dirty-limit", **{"cpu-index": 0})
+            self.assertLess(time.monotonic() - t0, 2.5)
+        finally:
+            self.m.QMP_DEADLINE = old
+        msg = str(e.exception)
+        self.assertIn("QMP cancel-vcpu-dirty-limit: no answer in 1 s", msg)
+        self.assertIn("threads of pid %d:" % os.getpid(), msg)
+        self.assertIn("state", msg)
+
     def test_identical(self):
         self.assertIsNone(self.m.compare(*self.dumps(64)))
 
