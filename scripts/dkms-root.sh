@@ -21,8 +21,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KVER=${DEBIAN11_PKG#linux-image-}
-deb=$(ls "$OUT"/dkms/kvm-dirty-ring-dkms_*_all.deb 2>/dev/null | head -1)
-[ -n "$deb" ] || die "no DKMS package: run 'make dkms' first"
+debs=("$OUT"/dkms/kvm-dirty-ring-dkms_*_all.deb)
+[ -e "${debs[0]}" ] || die "no DKMS package: run 'make dkms' first"
+[ ${#debs[@]} = 1 ] || die "several DKMS packages in build/out/dkms (${debs[*]##*/}): run 'make dkms'"
+deb=${debs[0]}
 dest=$OUT/debian11-dkms
 root=$OUT/dkms/root
 mkdir -p "$CACHE" "$dest"

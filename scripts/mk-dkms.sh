@@ -87,6 +87,9 @@ log "building ${deb#$TOP/} (dpkg-buildpackage, dh-dkms)"
 (cd "$pkg" && SOURCE_DATE_EPOCH=$(git -C "$MAIN_TREE" log -1 --format=%at HEAD) \
 	dpkg-buildpackage -b -us -uc --no-check-builddeps >"$dest/build.log" 2>&1) ||
 	{ tail -30 "$dest/build.log" >&2; die "dpkg-buildpackage failed"; }
+# One package in build/out/dkms: an earlier revision's (v2 after the
+# cover letter said v3) must not be what dkms-root.sh installs.
+rm -f "$dest/${NAME}"-dkms_*_all.deb
 mv "$w/${NAME}-dkms_${VERSION}-1_all.deb" "$deb"
 echo "$inputs" >"$stampf"
 log "DKMS package: ${deb#$TOP/} ($(stat -c %s "$deb") bytes; $(dpkg-deb -c "$deb" | grep -c '\.[ch]$') sources)"
