@@ -148,8 +148,12 @@ class SuiteList(unittest.TestCase):
 def make_dry_run(target, env):
     """What "make -n -B --trace TARGET" says with env: the targets make
     would update, and the kvmtest command line of TARGET's recipe."""
+    # Not the variables of a make that runs these tests ("make check
+    # DEBUG=1" passes DEBUG=1 down in MAKEFLAGS).
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     p = subprocess.run(["make", "-n", "-B", "--trace", "-C", suite.TOP, target],
-                       env=dict(os.environ, **env), capture_output=True, text=True,
+                       env=dict(base, **env), capture_output=True, text=True,
                        check=True)
     targets = set(re.findall(r"^Makefile:\d+: (?:update )?target '([^']+)'", p.stdout, re.M))
     runs = [l for l in p.stdout.splitlines()
