@@ -541,11 +541,7 @@ def measure_rate(vm, secs):
 
 def dirtyrate(a):
     vm = None
-    # Ring-full exits and resets in the trace buffer, for hang_report().
-    events = [Tracepoint("kvm_dirty_ring_exit"), Tracepoint("kvm_dirty_ring_reset")]
     try:
-        for e in events:
-            e.start()
         vm = Vm("src", accel_of(a.ring), a.mem, a.smp)
         ring_in_use(vm)
         vm.wait_serial("payload: writing", 60)
@@ -576,8 +572,6 @@ def dirtyrate(a):
                        "%d MB/s after" % (limit, per_vcpu[0], per_vcpu2[0]))
         return 0
     finally:
-        for e in events:
-            e.disable()
         if vm:
             vm.quit()
 
