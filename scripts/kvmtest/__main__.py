@@ -245,37 +245,24 @@ def report(results, out, name="results") -> int:
 
 # -- subcommands ------------------------------------------------------------
 
-def plan_check(env, mmus=None, group=None, only=None):
-    """The boots of "check" (and of the targets that run it: migrate,
-    check-dkms) under the environment env."""
+def plan(cmd, env, mmus=None, group=None, only=None):
+    """The boots of subcommand cmd (check, vm, demo) under the
+    environment env: what it runs, and what the harness tests hold
+    against its make target's prerequisites."""
     variant = suite.variant_from_env(env)
+    if cmd == "demo":
+        mmus, group, only = list(suite.MMUS), suite.DEFAULT_GROUP, DEMO_TESTS
+    elif cmd == "vm":
+        mmus = mmus or [env.get("MMU") or "npt"]
     return variant, _boots(suite.load(), variant,
                            mmus or _env_list("MMUS", " ".join(suite.MMUS), env),
                            group or env.get("GROUP") or suite.DEFAULT_GROUP,
                            only or _env_list("ONLY", "", env),
-                           suite.kernels_for("check", variant, env))
-
-
-def plan_vm(env, mmu=None, group=None, only=None):
-    variant = suite.variant_from_env(env)
-    return variant, _boots(suite.load(), variant, [mmu or env.get("MMU") or "npt"],
-                           group or env.get("GROUP") or suite.DEFAULT_GROUP,
-                           only or _env_list("ONLY", "", env),
-                           suite.kernels_for("vm", variant, env))
-
-
-def plan_demo(env):
-    variant = suite.variant_from_env(env)
-    return variant, _boots(suite.load(), variant, list(suite.MMUS), suite.DEFAULT_GROUP,
-                           DEMO_TESTS, suite.kernels_for("demo", variant, env))
-
-
-# The subcommands that plan boots from suite.list, for the harness tests.
-PLANNERS = {"check": plan_check, "vm": plan_vm, "demo": plan_demo}
+                           suite.kernels_for(cmd, variant, env))
 
 
 def cmd_check(a) -> int:
-    variant, boots = plan_check(os.environ, a.mmus, a.group, a.only)
+    variant, boots = plan("check", os.environ, a.mmus, a.group, a.only)
     t0 = time.monotonic()
     results = run_boots(boots, variant)
     rc = report(results, out_dir())
@@ -285,7 +272,7 @@ def cmd_check(a) -> int:
 
 def cmd_vm(a) -> int:
     mmu = a.mmu or os.environ.get("MMU") or "npt"
-    variant, boots = plan_vm(os.environ, mmu, a.group, a.only)
+    variant, boots = plan("vm", os.environ, [mmu], a.group, a.only)
     out = out_dir()
     results = run_boots(boots, variant, resdir=os.path.join(out, "vm"),
                         echo=lambda l: print("[%s] %s" % (mmu, l), flush=True))
@@ -314,7 +301,7 @@ def demo_rows(results):
 
 
 def cmd_demo(a) -> int:
-    variant, boots = plan_demo(os.environ)
+    variant, boots = plan("demo", os.environ)
     log("booting the test VM %d times (%s) to run: %s" % (
         len(boots), ", ".join(b.name for b in boots), ", ".join(DEMO_TESTS)))
     out = out_dir()

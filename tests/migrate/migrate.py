@@ -88,10 +88,10 @@ def _read_text(path, limit=4000):
         return "(%s)" % (e.strerror or e)
 
 
-def hang_report(pid, trace_lines=40):
+def hang_report(pid):
     """Where process pid is: every thread's name, state, wchan and
-    kernel stack; KVM's per-vCPU dropped-page counts; the last lines of
-    the trace buffer (the kvm_dirty_ring_* events, when enabled)."""
+    kernel stack, and KVM's per-vCPU dropped-page counts.  (With --trace,
+    main() adds the last KVM events to any failure.)"""
     out = ["threads of pid %d:" % pid]
     task = "/proc/%d/task" % pid
     try:
@@ -118,13 +118,6 @@ def hang_report(pid, trace_lines=40):
             f = os.path.join(kvm, vm, v, "dirty_ring_dropped")
             if v.startswith("vcpu") and os.path.exists(f):
                 out.append("%s/%s: dirty_ring_dropped %s" % (vm, v, _read_text(f)))
-    if os.path.exists(os.path.join(TRACING, "trace")):
-        trace = _read_text(os.path.join(TRACING, "trace"), 1 << 20).splitlines()
-        trace = [l for l in trace if not l.startswith("#")]
-        out.append("last %d trace lines:" % min(trace_lines, len(trace)))
-        out += ["  " + l for l in trace[-trace_lines:]]
-    else:
-        out.append("no trace buffer at %s" % TRACING)
     return "\n".join(out)
 
 
