@@ -71,7 +71,7 @@ harness-test:
 # The migration matrix: QEMU 7.2 live-migrates an L2 guest with one and
 # two vCPUs (ring, small ring, bitmap) under all three AMD MMUs, and the
 # base kernel refuses the ring.  make check runs the one-vCPU migrations
-# under npt only.
+# under shadow paging only.
 migrate: initramfs debian11
 	@GROUP=migrate MMUS="npt tdp shadow" $(KVMTEST) check
 

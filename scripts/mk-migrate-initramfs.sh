@@ -1,7 +1,7 @@
 #!/bin/bash
 # The migration archive, build/out/migrate.cpio.gz: what the boots that
 # run tests/migrate/migrate.py append to the common initramfs (see
-# MIGRATE in scripts/kvmtest/suite.py):
+# ARCHIVES in scripts/kvmtest/suite.py):
 #   - Debian 12's own qemu-system-x86_64 as installed from its package
 #     (unmodified), the shared libraries it and Python load, the firmware
 #     a "-machine pc -kernel multiboot.elf" guest needs;

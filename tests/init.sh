@@ -16,8 +16,9 @@
 # names a SHUTDOWN exit (the nested guest's triple fault that QEMU TCG's
 # nested paging causes now and then, README "Known problems") runs once
 # more, after the line "# kvmtest: retry: ...", and the second run's
-# result stands; the host reports the retry.  /modules/order, if
-# present: modules to load first.
+# result stands; the host reports the retry.  "anchor": hold an idle VM
+# for the whole boot (a stock kernel with jump labels).  /modules/order,
+# if present: modules to load first.
 export PATH=/bin:/sbin:/tests
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -72,7 +73,7 @@ if [ ! -c /dev/kvm ]; then
 fi
 # A stock kernel with jump labels: an idle VM for the whole boot, so that
 # the tests' VMs flip no static keys (tests/anchor/kvm-anchor.c).
-if grep -qw kvmtest.anchor=1 /proc/cmdline; then
+if grep -qx anchor /plan; then
 	kvm-anchor 2>&1 | prefix "# " &
 	sleep 1
 fi

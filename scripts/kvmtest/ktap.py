@@ -191,27 +191,58 @@ def _escape(s: str) -> str:
     return s.replace("#", "\\#")
 
 
-def write(path: str, header: List[str], results) -> None:
-    """A whole run as one TAP 13 document, one result per line.
+@dataclass
+class Node:
+    """A result to write: a test, or a document of subtests (a boot, a
+    multi-part test) whose own result follows from theirs."""
+    name: str
+    status: Optional[Status] = None     # None: from the children
+    reason: str = ""
+    diag: List[str] = field(default_factory=list)      # after the result
+    header: List[str] = field(default_factory=list)    # before the plan
+    children: List["Node"] = field(default_factory=list)
 
-    results: (name, Status, reason, diagnostics) tuples."""
+    def outcome(self) -> Status:
+        if self.status is not None:
+            return self.status
+        st = [c.outcome() for c in self.children]
+        if any(x.failed for x in st):
+            return Status.FAIL
+        if st and all(x is Status.SKIP for x in st):
+            return Status.SKIP
+        return Status.PASS
+
+
+def _write_doc(f, nodes: List[Node], header: List[str], depth: int, name: str = ""):
+    ind = "    " * depth
+    f.write("%sKTAP version 1\n" % ind)
+    if name:
+        f.write("%s# Subtest: %s\n" % (ind, name))
+    for h in header:
+        f.write(("%s# %s" % (ind, h)).rstrip() + "\n")
+    f.write("%s1..%d\n" % (ind, len(nodes)))
+    for n, node in enumerate(nodes, 1):
+        if node.children:
+            _write_doc(f, node.children, node.header, depth + 1, node.name)
+        status = node.outcome()
+        line = "%s%s %d %s" % (ind, "not ok" if status.failed else "ok", n, _escape(node.name))
+        if status is Status.SKIP:
+            line += " # SKIP %s" % node.reason
+        elif status is Status.TIMEOUT:
+            line += " # TIMEOUT %s" % node.reason
+        f.write(line.rstrip() + "\n")
+        diag = list(node.diag)
+        if node.reason and status is not Status.SKIP and status is not Status.TIMEOUT:
+            # A failure's reason, or a pass with a story (run twice after
+            # an L2 shutdown).
+            diag = [node.reason] + diag
+        for d in diag:
+            f.write(("%s# %s" % (ind, d)).rstrip() + "\n")
+
+
+def write(path: str, header: List[str], nodes: List[Node]) -> None:
+    """A whole run as one nested KTAP document: a subtest per boot, and in
+    it a subtest per multi-part test; the results of the tests that ran
+    are the leaves."""
     with open(path, "w") as f:
-        f.write("TAP version 13\n")
-        for h in header:
-            f.write("# %s\n" % h)
-        f.write("1..%d\n" % len(results))
-        for n, (name, status, reason, diag) in enumerate(results, 1):
-            ok = "not ok" if status.failed else "ok"
-            line = "%s %d %s" % (ok, n, _escape(name))
-            if status is Status.SKIP:
-                line += " # SKIP %s" % reason
-            elif status is Status.TIMEOUT:
-                line += " # TIMEOUT %s" % reason
-            f.write(line.rstrip() + "\n")
-            if status.failed:
-                diag = ([reason] if reason and status is not Status.TIMEOUT else []) + diag
-            elif status is Status.PASS and reason:
-                # A pass with a story: run twice after an L2 shutdown.
-                diag = [reason] + diag
-            for d in diag:
-                f.write("# %s\n" % d)
+        _write_doc(f, nodes, header, 0)

@@ -250,8 +250,7 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
             raise FileNotFoundError("%s is missing: run 'make initramfs' first" % a)
     initrd = qemu.boot_initrd(initramfs, {"plan": boot.plan_text().encode()},
                               os.path.join(workdir, "initrd-%s.gz" % boot.name), archives)
-    append = " ".join(x for x in (machine.append, boot.mmu.cmdline(),
-                                  KERNELS[boot.kernel].append, extra_append) if x)
+    append = " ".join(x for x in (boot.cmdline(), extra_append) if x)
     br = BootRun(boot, scale, on_outcome)
     log = os.path.join(workdir, "console-%s.log" % boot.name)
     try:

@@ -1,209 +1,22 @@
-"""The suite: tests/suite.list read once into records, the table of MMU
-configurations, the build variants, and the plan of one boot.
+"""The suite: tests/suite.list read once into records, and a boot (a row
+of the matrix, matrix.py) with the tests it runs and its plan.
 
-A boot is one MMU configuration running one test group.  Its plan is
-what the guest's /init executes and what the host expects back, so the
-host writes it (timeouts included, already scaled) and hands it to the
-guest in the initramfs: the guest never reads suite.list.
+A boot's plan is what the guest's /init executes and what the host
+expects back, so the host writes it (timeouts included, already scaled)
+and hands it to the guest in the initramfs: the guest never reads
+suite.list.
 """
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from .matrix import (ARCHIVES, DEFAULT_GROUP, DEFAULT_KERNEL, GROUPS, KERNELS,  # noqa: F401
+                     MACHINES, MMUS, SUBCOMMAND_KERNELS, VARIANTS, Group, Kernel,
+                     Machine, Mmu, SuiteError, Variant, kernels_for, variant_from_env)
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUITE_LIST = os.path.join(TOP, "tests", "suite.list")
-
-DEFAULT_GROUP = "suite"
-# No second run after an L2 shutdown (Mmu.retry_l2_shutdown) in the group
-# that runs the multi-vCPU tests under nested paging to see how often it
-# happens, nor in the benchmarks, whose figures come from one run.
-NO_RETRY_GROUPS = ("stress", "bench", "bench2")
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """A kernel a boot can run: its image and the archives it needs, as
-    paths under build/out."""
-    name: str
-    image: str
-    label: str
-    # The make target that builds the image and the archives: every
-    # subcommand's target that boots this kernel has it among its
-    # prerequisites (the harness tests check that against "make -n").
-    target: str
-    archives: Tuple[str, ...] = ()
-    append: str = ""            # kernel command line of its boots
-    # Why a test that skips itself on this kernel fails instead ("" if
-    # skips are skips): every test planned for it must run.
-    no_skips: str = ""
-
-
-# An idle VM held for the whole boot of a kernel with CONFIG_JUMP_LABEL=y:
-# the tests' VMs then flip no static keys, on which multi-threaded TCG can
-# livelock (tests/anchor/kvm-anchor.c, test-vm-notes.md).
-ANCHOR = "kvmtest.anchor=1"
-
-# In suite.list a boot of another kernel than the series is "mmu@kernel".
-KERNELS = {k.name: k for k in (
-    Kernel("series", "bzImage", "5.10 with the series", "initramfs"),
-    Kernel("base", "bench/bzImage-base", "the pinned base without the series",
-           "base-kernel"),
-    # Stock Debian kernels, unmodified, whose KVM /init loads from
-    # modules (scripts/fetch-kernel.sh).  Built with jump labels: /init
-    # holds an idle VM for the whole boot (kvmtest.anchor=1).
-    Kernel("debian11", "debian11/vmlinuz",
-           "Debian 11's stock 5.10.223-1 (the base, without the series)", "debian11",
-           ("debian11/modules.cpio.gz",), ANCHOR),
-    Kernel("mainline", "mainline/vmlinuz", "Debian 12's stock 6.1 (mainline's ring)",
-           "mainline", ("mainline/modules.cpio.gz",), ANCHOR),
-    # Debian 11's stock kernel with the series' KVM as DKMS built it in a
-    # Debian 11 root (scripts/dkms-root.sh).
-    Kernel("debian11-dkms", "debian11-dkms/vmlinuz",
-           "Debian 11's stock 5.10.223-1 with the DKMS-built KVM of the series",
-           "debian11-dkms", ("debian11-dkms/modules.cpio.gz",), ANCHOR,
-           no_skips="its tests skip only without the ring, i.e. if the stock KVM "
-           "modules were loaded instead of the DKMS-built ones"),
-)}
-DEFAULT_KERNEL = "series"
-
-# The kernels each subcommand may boot, with the lean build; its make
-# target builds them (Kernel.target).  The debug and KVMGT variants are
-# builds of the series kernel: they boot nothing else.  "vm" boots the
-# kernel KERNEL names (the series by default); "bench" and
-# "bench-memslot" choose their kernels themselves (bench.py,
-# cmd_bench_memslot).
-SUBCOMMAND_KERNELS = {
-    "check": ("series", "debian11", "debian11-dkms"),
-    "demo": ("series",),
-    "vm": ("series",),
-}
-
-
-def kernels_for(cmd: str, variant: "Variant", env=os.environ) -> Tuple[str, ...]:
-    """The kernels the subcommand cmd boots, in the order it boots them."""
-    if variant.name != "lean":
-        return (DEFAULT_KERNEL,)
-    if cmd == "vm" and env.get("KERNEL"):
-        k = env["KERNEL"]
-        if k not in KERNELS:
-            raise SuiteError("unknown KERNEL %r (known: %s)" % (k, ", ".join(KERNELS)))
-        return (k,)
-    return SUBCOMMAND_KERNELS[cmd]
-
-# Programs that are not selftests but come in an archive of their own,
-# under build/out, which a boot appends to the common initramfs when its
-# plan runs one of them.
-ARCHIVES = {
-    # tests/migrate/migrate.py with Debian's QEMU and Python
-    # (scripts/mk-migrate-initramfs.sh).
-    "migrate": "migrate.cpio.gz",
-}
-
-
-@dataclass(frozen=True)
-class Machine:
-    """An emulated test machine (scripts/kvmtest/qemu.py, bochs.py)."""
-    name: str
-    label: str
-    # Kernel parameters this machine needs, whatever the MMU.
-    append: str = ""
-    # "tty": /init writes to the console; "kmsg": through /dev/kmsg, so
-    # that the kernel's console driver writes it out synchronously.
-    output: str = "tty"
-
-
-MACHINES = {m.name: m for m in (
-    Machine("qemu-amd", "QEMU 7.2 TCG, AMD EPYC with SVM and NPT"),
-    # Bochs 2.7's corei7_skylake_x reports the compacted XSAVE area
-    # (CPUID 0xD.1 EBX) at the standard format's size, and 5.10 then
-    # WARNs in fpu__init_system_xstate: with noxsaves it uses the
-    # standard format, whose sizes Bochs reports consistently.  Its UART
-    # starves /init's tty output (lines reach the serial file seconds
-    # late, or never before a reboot): /init writes through /dev/kmsg,
-    # without timestamps (Debian's kernels print them by default).
-    Machine("bochs-intel", "Bochs 2.7, Intel Skylake-X with VMX, EPT, A/D bits and PML",
-            append="noxsaves printk.devkmsg=on printk.time=0", output="kmsg"),
-)}
-
-
-@dataclass(frozen=True)
-class Mmu:
-    """One x86 MMU configuration of a machine, chosen on the kernel
-    command line."""
-    name: str
-    machine: str
-    label: str
-    # (module, parameter, value): passed as module.param=value and read
-    # back from /sys/module/<module>/parameters/<param>.
-    params: Tuple[Tuple[str, str, str], ...]
-    # (module, parameter, value): not passed, but must read back so.
-    expect: Tuple[Tuple[str, str, str], ...] = ()
-    # QEMU TCG's nested paging: now and then the nested guest triple
-    # faults (KVM_EXIT_SHUTDOWN), on mainline's 6.1 too (README, "Known
-    # problems"); a test that fails so runs once more (tests/init.sh),
-    # and the report names every such retry.
-    retry_l2_shutdown: bool = False
-
-    def cmdline(self) -> str:
-        return " ".join("%s.%s=%s" % p for p in self.params)
-
-    def checked(self) -> Tuple[Tuple[str, str, str], ...]:
-        return self.params + self.expect
-
-
-# The one table of MMU configurations.
-MMUS = {m.name: m for m in (
-    Mmu("npt", "qemu-amd", "legacy MMU + NPT", (("kvm", "tdp_mmu", "0"), ("kvm_amd", "npt", "1")),
-        retry_l2_shutdown=True),
-    Mmu("tdp", "qemu-amd", "TDP MMU + NPT", (("kvm", "tdp_mmu", "1"), ("kvm_amd", "npt", "1")),
-        retry_l2_shutdown=True),
-    Mmu("shadow", "qemu-amd", "shadow paging", (("kvm", "tdp_mmu", "0"), ("kvm_amd", "npt", "0"))),
-    Mmu("pml", "bochs-intel", "legacy MMU + EPT + PML",
-        (("kvm", "tdp_mmu", "0"), ("kvm_intel", "ept", "1"), ("kvm_intel", "pml", "1")),
-        (("kvm_intel", "eptad", "1"),)),
-    Mmu("nopml", "bochs-intel", "legacy MMU + EPT, write protection",
-        (("kvm", "tdp_mmu", "0"), ("kvm_intel", "ept", "1"), ("kvm_intel", "pml", "0")),
-        (("kvm_intel", "eptad", "1"),)),
-    Mmu("tdppml", "bochs-intel", "TDP MMU + EPT + PML",
-        (("kvm", "tdp_mmu", "1"), ("kvm_intel", "ept", "1"), ("kvm_intel", "pml", "1")),
-        (("kvm_intel", "eptad", "1"),)),
-    Mmu("noept", "bochs-intel", "shadow paging on Intel",
-        (("kvm", "tdp_mmu", "0"), ("kvm_intel", "ept", "0")),
-        (("kvm_intel", "pml", "0"),)),
-)}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A build of the test kernel (scripts/lib.sh names its directories)."""
-    name: str
-    env: str                    # the make variable that selects it
-    tmo_scale: int = 1          # timeouts are multiplied by this
-    test_set: Optional[str] = None       # run only this [set] of suite.list
-    only: Tuple[str, ...] = ()           # ... or only these tests
-    machines: Tuple[str, ...] = ()       # ... on these machines (all if empty)
-    why: str = ""
-
-
-VARIANTS = {v.name: v for v in (
-    Variant("lean", ""),
-    # The debug kernel (KASAN, lockdep, UBSAN) runs the dirty tracking
-    # tests, more slowly.
-    # Not under Bochs: KASAN in an interpreter is too slow for the suite.
-    Variant("debug", "DEBUG", tmo_scale=4, test_set="tracking", machines=("qemu-amd",)),
-    # KVMGT built in: what a VM pays for memslot metadata when KVMGT is
-    # built but no vGPU registered with it.
-    Variant("kvmgt", "KVMGT", only=("memslot_metadata", "svm_nested_paging"),
-            machines=("qemu-amd",)),
-)}
-
-
-def variant_from_env(env=os.environ) -> Variant:
-    for v in VARIANTS.values():
-        if v.env and env.get(v.env, "0") == "1":
-            return v
-    return VARIANTS["lean"]
 
 
 @dataclass
@@ -240,15 +53,12 @@ class Record:
                      group=self.name) for p, a in self.parts]
 
 
-class SuiteError(Exception):
-    pass
-
-
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def parse(text: str, path: str = "suite.list") -> List[Record]:
     records: List[Record] = []
+    places: Dict[str, List[str]] = {}   # "%name where": a named placement list
     test_set = ""
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.rstrip()
@@ -260,6 +70,12 @@ def parse(text: str, path: str = "suite.list") -> List[Record]:
         m = re.match(r"^\[(\w+)\]$", line)
         if m:
             test_set = m.group(1)
+            continue
+        m = re.match(r"^%(\w+)\s+(\S+)$", line)
+        if m:
+            if m.group(1) in places:
+                err("placement %%%s defined twice" % m.group(1))
+            places[m.group(1)] = m.group(2).split(",")
             continue
         if line[0].isspace():
             if not records or records[-1].command.startswith("!skip"):
@@ -278,13 +94,23 @@ def parse(text: str, path: str = "suite.list") -> List[Record]:
         if not tmo.isdigit():
             err("timeout %r is not a number of seconds" % tmo)
         pairs = []
+        ws = []
         for w in where.split(","):
+            if w.startswith("%"):
+                if w[1:] not in places:
+                    err("unknown placement %r (define it above: '%s where')" % (w, w))
+                ws += places[w[1:]]
+            else:
+                ws.append(w)
+        for w in ws:
             mmu, _, group = w.partition(":")
             mmu, _, kernel = mmu.partition("@")
             if mmu not in MMUS:
                 err("unknown MMU %r (known: %s)" % (mmu, ", ".join(MMUS)))
             if kernel and kernel not in KERNELS:
                 err("unknown kernel %r (known: %s)" % (kernel, ", ".join(KERNELS)))
+            if group and group not in GROUPS:
+                err("unknown group %r (known: %s)" % (group, ", ".join(GROUPS)))
             pairs.append((mmu, group or DEFAULT_GROUP, kernel or DEFAULT_KERNEL))
         if not cmd.startswith("!skip") and int(tmo) <= 0:
             err("a test that runs needs a timeout")
@@ -329,6 +155,7 @@ class Entry:
 
 @dataclass
 class Boot:
+    """A row of the boot matrix (matrix.py) and the tests it runs."""
     mmu: Mmu
     group: str
     entries: List[Entry]
@@ -348,9 +175,26 @@ class Boot:
 
     @property
     def retry(self) -> bool:
-        """Whether a test that ends in an L2 shutdown runs once more: on
-        nested paging, except in the group that is there to count them."""
-        return self.mmu.retry_l2_shutdown and self.group not in NO_RETRY_GROUPS
+        """Whether a test that ends in an L2 shutdown runs once more: where
+        the MMU has that problem, in the groups that allow it."""
+        return self.mmu.retry_l2_shutdown and GROUPS[self.group].retry
+
+    @property
+    def anchor(self) -> bool:
+        return KERNELS[self.kernel].anchor
+
+    def cmdline(self) -> str:
+        """The kernel command line: the machine's needs and the MMU's
+        parameters."""
+        return " ".join(x for x in (MACHINES[self.mmu.machine].append,
+                                    self.mmu.cmdline()) if x)
+
+    def needs(self) -> List[tuple]:
+        """The build outputs this boot needs, under build/out, each with
+        the make target that builds it."""
+        k = KERNELS[self.kernel]
+        return [(f, k.target) for f in (k.image,) + k.archives] + \
+            [(a, "initramfs") for a in self.archives() if a not in k.archives]
 
     def archives(self) -> List[str]:
         """The archives this boot's kernel and tests need (ARCHIVES), in
@@ -367,6 +211,8 @@ class Boot:
         out = ["boot %s" % self.name]
         out += ["param %s %s" % p[:2] for p in self.mmu.checked()]
         out.append("output %s" % MACHINES[self.mmu.machine].output)
+        if self.anchor:
+            out.append("anchor")
         if self.retry:
             out.append("retry l2-shutdown")
         out.append("plan %d" % len(self.entries))

@@ -10,8 +10,8 @@
  * on text being rewritten under a running vCPU (test-vm-notes.md: the
  * test kernel is built without jump labels for that reason).  With this
  * VM alive the counts never return to zero, so the tests' VMs come and
- * go without flipping anything.  /init starts it when the kernel command
- * line has kvmtest.anchor=1 (suite.py's KERNELS).
+ * go without flipping anything.  /init starts it when the boot's plan
+ * has an "anchor" line (Kernel.anchor in scripts/kvmtest/suite.py).
  */
 #include <fcntl.h>
 #include <linux/kvm.h>

@@ -12,7 +12,7 @@ import time
 import unittest
 
 from kvmtest import __main__ as cli
-from kvmtest import bochs, ktap, qemu, run, suite
+from kvmtest import bochs, ktap, matrix, qemu, run, suite
 from kvmtest.ktap import Status
 from kvmtest.tests import record
 
@@ -85,7 +85,7 @@ class SuiteList(unittest.TestCase):
     def test_empty_make_variables(self):
         os.environ["KVMTEST_EMPTY"] = ""
         try:
-            self.assertEqual(cli._env_list("KVMTEST_EMPTY", "npt tdp"), ["npt", "tdp"])
+            self.assertEqual(matrix.env_list("KVMTEST_EMPTY", "npt tdp"), ["npt", "tdp"])
         finally:
             del os.environ["KVMTEST_EMPTY"]
 
@@ -96,14 +96,18 @@ class SuiteList(unittest.TestCase):
         self.assertEqual(suite.select(r, "npt", "stress").name, "npt-stress")
 
     def test_kernels_and_archives(self):
-        r = suite.parse("a npt,npt@base 10 prog\nm npt@base:x 10 migrate refused\n")
+        r = suite.parse("a npt,npt@base 10 prog\nm npt@base:migrate 10 migrate refused\n")
         base = suite.select(r, "npt", kernel="base")
         self.assertEqual((base.name, base.kernel, [e.name for e in base.entries]),
                          ("npt-base", "base", ["a"]))
         self.assertEqual(base.archives(), [])
-        mig = suite.select(r, "npt", "x", kernel="base")
-        self.assertEqual((mig.name, mig.archives()), ("npt-base-x", ["migrate.cpio.gz"]))
-        self.assertEqual(suite.select(r, "npt", "x").entries, [])
+        mig = suite.select(r, "npt", "migrate", kernel="base")
+        self.assertEqual((mig.name, mig.archives()), ("npt-base-migrate", ["migrate.cpio.gz"]))
+        self.assertEqual(mig.needs(), [("bench/bzImage-base", "base-kernel"),
+                                       ("migrate.cpio.gz", "initramfs")])
+        self.assertEqual(suite.select(r, "npt", "migrate").entries, [])
+        with self.assertRaisesRegex(suite.SuiteError, "unknown group 'x'"):
+            suite.parse("m npt:x 10 true\n")
         # The common initramfs holds selftests only.
         self.assertEqual(suite.programs(r), ["prog"])
         real = suite.load()
@@ -420,7 +424,7 @@ class RecordedConsoles(unittest.TestCase):
             with open(tap) as f:
                 text = f.read()
             seen, errors = cli.tap_consumer_counts(tap)
-        self.assertIn("ok 1 npt/shutdown_once\n# passed when run again", text)
+        self.assertIn("    ok 1 shutdown_once\n    # passed when run again", text)
         self.assertEqual(errors, [])
         self.assertEqual((seen["passed"], seen["failed"]), (2, 2))
 
@@ -460,6 +464,53 @@ class RecordedConsoles(unittest.TestCase):
         self.assertIn("no KTAP plan from the guest within 180 s", res.outcomes[-1].reason)
 
 
+class Placements(unittest.TestCase):
+    def test_named_placement(self):
+        recs = suite.parse("%two npt,shadow@debian11:dkms\n"
+                           "a  %two,tdp  10  true\n")
+        self.assertEqual(recs[0].where, (("npt", "suite", "series"),
+                                         ("shadow", "dkms", "debian11"),
+                                         ("tdp", "suite", "series")))
+        with self.assertRaisesRegex(suite.SuiteError, "unknown placement '%three'"):
+            suite.parse("a  %three  10  true\n")
+        with self.assertRaisesRegex(suite.SuiteError, "defined twice"):
+            suite.parse("%x npt\n%x tdp\n")
+
+
+class Plans(unittest.TestCase):
+    def test_anchor_in_the_plan_of_stock_kernels(self):
+        recs = suite.parse("a  shadow,shadow@debian11,shadow@debian11-dkms  10  true\n")
+        for kernel, anchored in (("series", False), ("debian11", True),
+                                 ("debian11-dkms", True)):
+            plan = suite.select(recs, "shadow", kernel=kernel).plan_text().splitlines()
+            self.assertEqual("anchor" in plan, anchored, kernel)
+
+
+class Matrix(unittest.TestCase):
+    def test_rows_by_name(self):
+        _, rows = matrix.boots("check", {"BOOTS": "pml,shadow-debian11-dkms"})
+        self.assertEqual([b.name for b in rows], ["shadow-debian11-dkms", "pml"])
+        with self.assertRaisesRegex(suite.SuiteError, "BOOTS names no boot of this run: npt-x"):
+            matrix.boots("check", {"BOOTS": "npt-x"})
+
+    def test_one_retry_rule(self):
+        """A test ending in an L2 shutdown runs again only under nested
+        paging on QEMU, and never in the groups that count them."""
+        _, rows = matrix.boots("check", {})
+        self.assertEqual({b.name for b in rows if b.retry}, {"npt", "tdp"})
+        _, rows = matrix.boots("check", {"GROUP": "stress"})
+        self.assertEqual([b.name for b in rows if b.retry], [])
+        for b in rows:
+            self.assertEqual("retry l2-shutdown" in b.plan_text().splitlines(), b.retry)
+
+    def test_cmdline(self):
+        _, rows = matrix.boots("check", {"BOOTS": "pml,tdp"})
+        self.assertEqual([b.cmdline() for b in rows], [
+            "kvm.tdp_mmu=1 kvm_amd.npt=1",
+            "noxsaves printk.devkmsg=on printk.time=0 kvm.tdp_mmu=0 kvm_intel.ept=1 "
+            "kvm_intel.pml=1"])
+
+
 class Output(unittest.TestCase):
     @unittest.skipUnless(shutil.which("perl") and subprocess.run(
         ["perl", "-MTAP::Parser", "-e", "1"], capture_output=True).returncode == 0,
@@ -477,6 +528,33 @@ class Output(unittest.TestCase):
         self.assertEqual(errors, [])
         self.assertEqual({k: seen[k] for k in n}, n)
         self.assertEqual(seen["run"], sum(n.values()))
+
+    def test_results_tap_is_nested_ktap(self):
+        """Boot, test, part: our KTAP parser reads back the tree."""
+        results = [replay("pass-skip.log", pass_skip_boot()),
+                   replay("exit-timeout.log", record.misc_boot())]
+        with tempfile.TemporaryDirectory() as d:
+            tap = os.path.join(d, "results.tap")
+            cli.write_tap(tap, results)
+            with open(tap) as f:
+                lines = f.read().splitlines()
+        self.assertEqual(lines[0], "KTAP version 1")
+        top = ktap.parse_lines(lines)
+        self.assertTrue(top.complete)
+        boots = top.results()
+        self.assertEqual([b.name for b in boots], [r.boot.name for r in results])
+        for b, r in zip(boots, results):
+            self.assertEqual(b.ok, not any(o.status.failed for o in r.outcomes))
+            self.assertEqual([t.name for t in b.subtests], [e.name for e in r.boot.entries])
+            self.assertEqual(b.plan, len(r.boot.entries))
+        ring = [t for t in boots[0].subtests if t.name == "ring"][0]
+        self.assertEqual([t.name for t in ring.subtests], RING)
+        leaves = [(t.name, t.ok, t.directive) for b in boots for e in b.subtests
+                  for t in (e.subtests or [e])]
+        outcomes = [(o.name, not o.status.failed,
+                     {Status.SKIP: "SKIP", Status.TIMEOUT: "TIMEOUT"}.get(o.status, ""))
+                    for r in results for o in r.outcomes]
+        self.assertEqual(leaves, outcomes)
 
     def test_newc(self):
         a = qemu.newc({"plan": b"plan 0\n"})

@@ -1,0 +1,288 @@
+"""The boot matrix: every boot that a subcommand runs is a row of it.
+
+A row is a kernel (KERNELS) on a machine with an MMU configuration
+(MACHINES, MMUS), running one test group (GROUPS) of one build variant
+(VARIANTS).  From these tables a row (suite.Boot) has its kernel command
+line, whether /init holds the anchor VM, whether a test that ends in an
+L2 shutdown runs once more, and the build outputs it needs with the make
+targets that build them; the guest learns what it must from the row's
+plan (/plan).  boots() is how every subcommand selects its rows: by
+kernel (SUBCOMMAND_KERNELS, KERNEL=), MMU (MMUS=, MMU=), group (GROUP=),
+tests (ONLY=) and boot name (BOOTS=).
+"""
+import os
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+
+class SuiteError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Group:
+    """A test group: the tests suite.list places in it, one boot per MMU
+    (and kernel) that has any."""
+    name: str
+    label: str
+    # Whether a test that ends in an L2 shutdown runs once more where the
+    # MMU has that problem (Mmu.retry_l2_shutdown).
+    retry: bool = True
+
+
+GROUPS = {g.name: g for g in (
+    Group("suite", "the default suite (make check)"),
+    Group("stress", "several L2 vCPUs under nested paging, the fuzzer (GROUP=stress)",
+          # It is there to count the L2 shutdowns, not to hide them.
+          retry=False),
+    Group("migrate", "QEMU live migrations (make migrate)"),
+    Group("dkms", "Debian 11's kernel with the DKMS modules (make check-dkms)"),
+    Group("intel", "the other Intel configurations (GROUP=intel)"),
+    # The benchmark's figures come from one run; "bench2" runs the cells
+    # left after a hang of the test VM in a boot of their own.
+    Group("bench", "make bench", retry=False),
+    Group("bench2", "make bench, the cells after a hang", retry=False),
+)}
+DEFAULT_GROUP = "suite"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel a boot can run: its image and the archives it needs, as
+    paths under build/out."""
+    name: str
+    image: str
+    label: str
+    # The make target that builds the image and the archives: every
+    # subcommand's target that boots this kernel has it among its
+    # prerequisites (the harness tests check that against "make -n").
+    target: str
+    archives: Tuple[str, ...] = ()
+    # Built with jump labels: /init holds an idle VM for the whole boot
+    # (the plan's "anchor" line), so that the tests' VMs flip no static
+    # keys, on which multi-threaded TCG can livelock
+    # (tests/anchor/kvm-anchor.c, test-vm-notes.md).
+    anchor: bool = False
+    # Why a test that skips itself on this kernel fails instead ("" if
+    # skips are skips): every test planned for it must run.
+    no_skips: str = ""
+
+
+# In suite.list a boot of another kernel than the series is "mmu@kernel".
+KERNELS = {k.name: k for k in (
+    Kernel("series", "bzImage", "5.10 with the series", "initramfs"),
+    Kernel("base", "bench/bzImage-base", "the pinned base without the series",
+           "base-kernel"),
+    # Stock Debian kernels, unmodified, whose KVM /init loads from
+    # modules (scripts/fetch-kernel.sh), built with jump labels.
+    Kernel("debian11", "debian11/vmlinuz",
+           "Debian 11's stock 5.10.223-1 (the base, without the series)", "debian11",
+           ("debian11/modules.cpio.gz",), anchor=True),
+    Kernel("mainline", "mainline/vmlinuz", "Debian 12's stock 6.1 (mainline's ring)",
+           "mainline", ("mainline/modules.cpio.gz",), anchor=True),
+    # Debian 11's stock kernel with the series' KVM as DKMS built it in a
+    # Debian 11 root (scripts/dkms-root.sh).
+    Kernel("debian11-dkms", "debian11-dkms/vmlinuz",
+           "Debian 11's stock 5.10.223-1 with the DKMS-built KVM of the series",
+           "debian11-dkms", ("debian11-dkms/modules.cpio.gz",), anchor=True,
+           no_skips="its tests skip only without the ring, i.e. if the stock KVM "
+           "modules were loaded instead of the DKMS-built ones"),
+)}
+DEFAULT_KERNEL = "series"
+
+# The kernels each subcommand may boot, with the lean build; its make
+# target builds them (Kernel.target).  The debug and KVMGT variants are
+# builds of the series kernel: they boot nothing else.  "vm" boots the
+# kernel KERNEL names (the series by default); "bench" and
+# "bench-memslot" choose their kernels themselves (bench.py,
+# cmd_bench_memslot).
+SUBCOMMAND_KERNELS = {
+    "check": ("series", "debian11", "debian11-dkms"),
+    "demo": ("series",),
+    "vm": ("series",),
+}
+
+
+def kernels_for(cmd: str, variant: "Variant", env=os.environ) -> Tuple[str, ...]:
+    """The kernels the subcommand cmd boots, in the order it boots them."""
+    if variant.name != "lean":
+        return (DEFAULT_KERNEL,)
+    if cmd == "vm" and env.get("KERNEL"):
+        k = env["KERNEL"]
+        if k not in KERNELS:
+            raise SuiteError("unknown KERNEL %r (known: %s)" % (k, ", ".join(KERNELS)))
+        return (k,)
+    return SUBCOMMAND_KERNELS[cmd]
+
+# Programs that are not selftests but come in an archive of their own,
+# under build/out, which a boot appends to the common initramfs when its
+# plan runs one of them.
+ARCHIVES = {
+    # tests/migrate/migrate.py with Debian's QEMU and Python
+    # (scripts/mk-migrate-initramfs.sh).
+    "migrate": "migrate.cpio.gz",
+}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """An emulated test machine (scripts/kvmtest/qemu.py, bochs.py)."""
+    name: str
+    label: str
+    # Kernel parameters this machine needs, whatever the MMU.
+    append: str = ""
+    # "tty": /init writes to the console; "kmsg": through /dev/kmsg, so
+    # that the kernel's console driver writes it out synchronously.
+    output: str = "tty"
+
+
+MACHINES = {m.name: m for m in (
+    Machine("qemu-amd", "QEMU 7.2 TCG, AMD EPYC with SVM and NPT"),
+    # Bochs 2.7's corei7_skylake_x reports the compacted XSAVE area
+    # (CPUID 0xD.1 EBX) at the standard format's size, and 5.10 then
+    # WARNs in fpu__init_system_xstate: with noxsaves it uses the
+    # standard format, whose sizes Bochs reports consistently.  Its UART
+    # starves /init's tty output (lines reach the serial file seconds
+    # late, or never before a reboot): /init writes through /dev/kmsg,
+    # without timestamps (Debian's kernels print them by default).
+    Machine("bochs-intel", "Bochs 2.7, Intel Skylake-X with VMX, EPT, A/D bits and PML",
+            append="noxsaves printk.devkmsg=on printk.time=0", output="kmsg"),
+)}
+
+
+@dataclass(frozen=True)
+class Mmu:
+    """One x86 MMU configuration of a machine, chosen on the kernel
+    command line."""
+    name: str
+    machine: str
+    label: str
+    # (module, parameter, value): passed as module.param=value and read
+    # back from /sys/module/<module>/parameters/<param>.
+    params: Tuple[Tuple[str, str, str], ...]
+    # (module, parameter, value): not passed, but must read back so.
+    expect: Tuple[Tuple[str, str, str], ...] = ()
+    # QEMU TCG's nested paging: now and then the nested guest triple
+    # faults (KVM_EXIT_SHUTDOWN), on mainline's 6.1 too (README, "Known
+    # problems"); a test that fails so runs once more (tests/init.sh),
+    # and the report names every such retry.
+    retry_l2_shutdown: bool = False
+
+    def cmdline(self) -> str:
+        return " ".join("%s.%s=%s" % p for p in self.params)
+
+    def checked(self) -> Tuple[Tuple[str, str, str], ...]:
+        return self.params + self.expect
+
+
+# The one table of MMU configurations.
+MMUS = {m.name: m for m in (
+    Mmu("npt", "qemu-amd", "legacy MMU + NPT", (("kvm", "tdp_mmu", "0"), ("kvm_amd", "npt", "1")),
+        retry_l2_shutdown=True),
+    Mmu("tdp", "qemu-amd", "TDP MMU + NPT", (("kvm", "tdp_mmu", "1"), ("kvm_amd", "npt", "1")),
+        retry_l2_shutdown=True),
+    Mmu("shadow", "qemu-amd", "shadow paging", (("kvm", "tdp_mmu", "0"), ("kvm_amd", "npt", "0"))),
+    Mmu("pml", "bochs-intel", "legacy MMU + EPT + PML",
+        (("kvm", "tdp_mmu", "0"), ("kvm_intel", "ept", "1"), ("kvm_intel", "pml", "1")),
+        (("kvm_intel", "eptad", "1"),)),
+    Mmu("nopml", "bochs-intel", "legacy MMU + EPT, write protection",
+        (("kvm", "tdp_mmu", "0"), ("kvm_intel", "ept", "1"), ("kvm_intel", "pml", "0")),
+        (("kvm_intel", "eptad", "1"),)),
+    Mmu("tdppml", "bochs-intel", "TDP MMU + EPT + PML",
+        (("kvm", "tdp_mmu", "1"), ("kvm_intel", "ept", "1"), ("kvm_intel", "pml", "1")),
+        (("kvm_intel", "eptad", "1"),)),
+    Mmu("noept", "bochs-intel", "shadow paging on Intel",
+        (("kvm", "tdp_mmu", "0"), ("kvm_intel", "ept", "0")),
+        (("kvm_intel", "pml", "0"),)),
+)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A build of the test kernel (scripts/lib.sh names its directories)."""
+    name: str
+    env: str                    # the make variable that selects it
+    tmo_scale: int = 1          # timeouts are multiplied by this
+    test_set: Optional[str] = None       # run only this [set] of suite.list
+    only: Tuple[str, ...] = ()           # ... or only these tests
+    machines: Tuple[str, ...] = ()       # ... on these machines (all if empty)
+    why: str = ""
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("lean", ""),
+    # The debug kernel (KASAN, lockdep, UBSAN) runs the dirty tracking
+    # tests, more slowly.
+    # Not under Bochs: KASAN in an interpreter is too slow for the suite.
+    Variant("debug", "DEBUG", tmo_scale=4, test_set="tracking", machines=("qemu-amd",)),
+    # KVMGT built in: what a VM pays for memslot metadata when KVMGT is
+    # built but no vGPU registered with it.
+    Variant("kvmgt", "KVMGT", only=("memslot_metadata", "svm_nested_paging"),
+            machines=("qemu-amd",)),
+)}
+
+
+def variant_from_env(env=os.environ) -> Variant:
+    for v in VARIANTS.values():
+        if v.env and env.get(v.env, "0") == "1":
+            return v
+    return VARIANTS["lean"]
+
+
+
+def env_list(name, default="", env=os.environ) -> List[str]:
+    # Make exports its variables even when they are empty.
+    return [x for x in re.split(r"[,\s]+", env.get(name) or default) if x]
+
+
+def select_boots(records, variant: Variant, mmus, group: str, only,
+                 kernels=(DEFAULT_KERNEL,)) -> list:
+    """The rows for these MMUs and kernels that have tests in the group."""
+    from . import suite
+    if only:
+        suite.check_only(records, only)
+    if group not in GROUPS:
+        raise SuiteError("unknown group %r (known: %s)" % (group, ", ".join(GROUPS)))
+    out = []
+    for m in mmus:
+        if m not in MMUS:
+            raise SuiteError("unknown MMU %r (known: %s)" % (m, ", ".join(MMUS)))
+        for k in kernels:
+            b = suite.select(records, m, group, variant, only, kernel=k)
+            if b.entries:
+                out.append(b)
+    if not out:
+        raise SuiteError("no test runs in group %r under %s%s" % (
+            group, " ".join(mmus), " with ONLY=" + ",".join(only) if only else ""))
+    return out
+
+
+# The tests the demo runs.
+DEMO_TESTS = ["dirty_log", "clear_log", "dirty_ring"]
+
+
+def boots(cmd: str, env=os.environ, mmus=None, group=None, only=None):
+    """(variant, rows): the boots of subcommand cmd (check, vm, demo) under
+    the environment env, which is what it runs and what the harness tests
+    hold against its make target's prerequisites.  BOOTS=NAME,... keeps
+    only the rows of those names."""
+    from . import suite
+    variant = variant_from_env(env)
+    if cmd == "demo":
+        mmus, group, only = list(MMUS), DEFAULT_GROUP, DEMO_TESTS
+    elif cmd == "vm":
+        mmus = mmus or [env.get("MMU") or "npt"]
+    rows = select_boots(suite.load(), variant,
+                        mmus or env_list("MMUS", " ".join(MMUS), env),
+                        group or env.get("GROUP") or DEFAULT_GROUP,
+                        only or env_list("ONLY", "", env),
+                        kernels_for(cmd, variant, env))
+    names = env_list("BOOTS", "", env)
+    if names:
+        unknown = [n for n in names if n not in {b.name for b in rows}]
+        if unknown:
+            raise SuiteError("BOOTS names no boot of this run: %s (its boots: %s)" % (
+                ", ".join(unknown), ", ".join(b.name for b in rows)))
+        rows = [b for b in rows if b.name in names]
+    return variant, rows
