@@ -1,6 +1,6 @@
 """make bench: the three dirty logging modes side by side, on the series
 and on mainline's ring (Debian 12's stock 6.1), under the three AMD MMU
-configurations, with dirty_log_perf_test (patch 24 of the series):
+configurations, with dirty_log_perf_test (patch 23 of the series):
 
   bitmap     KVM_GET_DIRTY_LOG collects and re-arms
   clear-log  KVM_GET_DIRTY_LOG collects, KVM_CLEAR_DIRTY_LOG re-arms in

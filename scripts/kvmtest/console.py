@@ -6,7 +6,7 @@ status here:
   - any kernel splat printed while the test ran fails it;
   - "ok ... # SKIP" (exit 4, KSFT_SKIP) is a skip, unless the output
     holds a failed assertion: unpatched 5.10's TEST_ASSERT() exits with
-    KSFT_SKIP when errno happens to be EACCES (patch 21 removes that);
+    KSFT_SKIP when errno happens to be EACCES (patch 20 removes that);
   - "ok" (exit 0) with 5.10's "..., skipping test" in the output is a
     skip: many of 5.10's print_skip() callers exit 0;
   - "# TIMEOUT" is a timeout; "exit=137" without one is a SIGKILL from
