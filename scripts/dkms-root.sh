@@ -3,7 +3,8 @@
 # made with debootstrap, Debian 11's headers for the pinned kernel and
 # dkms installed there from Debian's archive, then "dpkg -i" of
 # build/out/dkms/*.deb in a chroot.  DKMS must build and install
-# kvm.ko, kvm-amd.ko and kvm-intel.ko for 5.10.0-32-amd64 without errors.
+# kvm.ko, kvm-amd.ko and kvm-intel.ko for the pinned kernel (lib.sh's
+# DEBIAN11_PKG) without errors.
 # Then:
 #   - the same source built with the stock headers alone must fail
 #     (KVM_DKMS_STOCK_HEADERS=1 in dkms/Kbuild), and every object of the
@@ -52,6 +53,12 @@ else
 		debootstrap --variant=minbase --include=ca-certificates bullseye "$root" \
 		http://deb.debian.org/debian
 	mount -t proc proc "$root/proc"
+	# A maintained Debian 11 host has its security suite, where the
+	# kernels and headers after the last point release are.
+	echo "deb http://deb.debian.org/debian-security bullseye-security main" \
+		>"$root/etc/apt/sources.list.d/security.list"
+	run_logged "apt-get update in the Debian 11 root" "$OUT/dkms/apt-update.log" \
+		in_root apt-get update -q
 	# Debian 11's headers for the pinned kernel, checked against lib.sh.
 	mkdir -p "$root/tmp/hdr"
 	chmod 777 "$root/tmp/hdr"

@@ -6,8 +6,8 @@
 # kvm.ko found it).  So: the symbols the built-in KVM objects of the work
 # tree's kernel (build/linux, HEAD) leave undefined, minus those KVM
 # defines itself, must all be in Debian 11's Module.symvers for the
-# pinned base (linux-headers-5.10.0-32-amd64, SHA-256 pinned in lib.sh),
-# the exports of a distribution's 5.10.223 kernel and its modules.
+# pinned base (DEBIAN11_PKG's headers, SHA-256 pinned in lib.sh),
+# the exports of Debian 11's build of the base and its modules.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

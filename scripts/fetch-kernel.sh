@@ -1,7 +1,7 @@
 #!/bin/bash
 # A stock Debian kernel for the test VM: "fetch-kernel.sh mainline"
 # (Debian 12's 6.1, mainline's ring) or "fetch-kernel.sh debian11"
-# (Debian 11's 5.10.223-1, the pinned base without the series).
+# (Debian 11's build of the pinned base, without the series).
 # Downloads the image package (pinned version and SHA-256 in lib.sh,
 # cached in build/cache/) and unpacks, unmodified:
 #   build/out/NAME/vmlinuz           the kernel

@@ -20,11 +20,20 @@ else
 	OUT=${OUT:-$BUILD/out}
 fi
 
+# The base: Debian's linux-source-5.10 as maintained Debian 11 hosts run
+# it, from bullseye-security.  The series also applies to and builds on
+# the oldest base it serves, the 5.10.223-1 of Debian 11's last point
+# release (make series-check: scripts/old-base-check.sh).
 BASE_PKG=linux-source-5.10
-BASE_VERSION=5.10.223-1
+BASE_VERSION=5.10.262-1
+BASE_SUITE=bullseye-security
 BASE_TARBALL=linux-source-5.10.tar.xz
-BASE_SHA256=4aa4fbb62e2d957ed78841347492e736cc88f00689b57dac09959bda6d2b6f0e
+BASE_SHA256=a8a7ce6636bab6816b4f7a87efa2dd1cf1a5919026b6f384f9e96c1e6582b0bb
 BASE_TAG=base-$BASE_VERSION
+OLD_BASE_VERSION=5.10.223-1
+OLD_BASE_SUITE=bullseye
+OLD_BASE_SHA256=4aa4fbb62e2d957ed78841347492e736cc88f00689b57dac09959bda6d2b6f0e
+OLD_BASE_TAG=base-$OLD_BASE_VERSION
 
 # Stock Debian kernels booted unmodified in the test VM, their KVM loaded
 # from modules (scripts/fetch-kernel.sh NAME; suite.py's KERNELS):
@@ -33,16 +42,16 @@ BASE_TAG=base-$BASE_VERSION
 MAINLINE_PKG=linux-image-6.1.0-50-amd64
 MAINLINE_VERSION=6.1.176-1
 MAINLINE_SHA256=7b5597492a0a65aee61985a492e6bcc3f2cde830072a0e3b3d8c7e1b90279bd3
-DEBIAN11_PKG=linux-image-5.10.0-32-amd64
+DEBIAN11_PKG=linux-image-5.10.0-46-amd64
 DEBIAN11_VERSION=$BASE_VERSION
-DEBIAN11_SHA256=86a6792f3a03ab15a643f385830cdaa921f15e3e9c8bf63aa55a9243c62fc797
+DEBIAN11_SHA256=6d89bdf9a7c4458c64de7221edfb8e7b2c3279012636e4bb9d6bba4e6b7a67eb
 # Debian 11's headers for it, in the Debian 11 root where the DKMS
 # package is installed (scripts/dkms-root.sh): SHA-256 and package.
 DEBIAN11_HEADERS_SHA256="\
-a54a4d7b711d444fcfbab8d615b528d37bd66b03018b940662e6dfe83dcb1c46 linux-headers-5.10.0-32-amd64
-b5ae0213861bd47260ee0193d4e074db35cb78444f54e4f5aafcb03bd9ff5ed8 linux-headers-5.10.0-32-common
-52b1969fed149f0a69c127b19902971773c9dc9cdb11085d84a25e35d6ad8b1c linux-kbuild-5.10
-35a1d4ff933fb070fecdcbc85c6455fa6844d60c40bf0f7d258669e107477baf linux-compiler-gcc-10-x86"
+7b4eeca0a36e33faa7fd2b48f304b2a033d80f72e5952f7746de261d9796b06e linux-headers-5.10.0-46-amd64
+3b5bc361e77e67b122455a8cce26495ff5ce59fc147bb089f3cbedf6b4e2ec31 linux-headers-5.10.0-46-common
+ad6edb3f2c5e1a9fe5dd60081d5855275eba9b9566aa628c9263e341a11372d1 linux-kbuild-5.10
+a636242ec6344ebd15cec4be011da5d3da241073f3315b1dea8997b9941e1fa0 linux-compiler-gcc-10-x86"
 
 # Identity used for the work tree's commits and the exported series.
 PROJECT_NAME="KVM dirty tracking for 5.10"
@@ -141,6 +150,44 @@ kvmtest() {
 	PYTHONPATH="$TOP/scripts${PYTHONPATH:+:$PYTHONPATH}" python3 -m kvmtest "$@"
 }
 
+# base_tarball VERSION: where the cache keeps linux-source-5.10 VERSION.
+base_tarball() { echo "$CACHE/linux-source-5.10_$1.tar.xz"; }
+
+# Debian 11's suites, bullseye and bullseye-security, for apt-get
+# download on this Debian 12 host: pinned at priority 1, so that nothing
+# is ever installed or upgraded from them.
+add_bullseye_suites() {
+	local src=/etc/apt/sources.list.d/kvm-dirty-bullseye.sources
+	local pref=/etc/apt/preferences.d/kvm-dirty-bullseye.pref
+	if ! grep -qs 'bullseye-security' "$src" ||
+	   ! apt-cache madison "$BASE_PKG" 2>/dev/null | grep -q " $BASE_VERSION "; then
+		log "adding Debian 11's suites, bullseye and bullseye-security (pinned at priority 1: nothing is installed from them)"
+		cat >"$src" <<EOT
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bullseye
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bullseye-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOT
+		cat >"$pref" <<EOT
+Package: *
+Pin: release n=bullseye
+Pin-Priority: 1
+
+Package: *
+Pin: release n=bullseye-security
+Pin-Priority: 1
+EOT
+		apt-get update -q >/dev/null
+	fi
+}
+
 # fetch_deb PKG VERSION SHA256: Debian's PKG=VERSION .deb in the cache,
 # downloaded once and checked against the pinned SHA-256; prints its path.
 fetch_deb() {
@@ -151,9 +198,10 @@ fetch_deb() {
 		log "downloading $pkg=$ver from Debian's archive"
 		tmp=$(mktemp -d)
 		chmod 777 "$tmp"
+		add_bullseye_suites
 		(cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) ||
 			{ apt-get update -q >/dev/null && (cd "$tmp" && apt-get download -q "$pkg=$ver" >/dev/null); } ||
-			die "cannot download $pkg=$ver (bullseye's is reachable after 'make fetch')"
+			die "cannot download $pkg=$ver from Debian's archive"
 		mv "$tmp"/*.deb "$deb.tmp"
 		rm -rf "$tmp"
 		echo "$sum  $deb.tmp" | sha256sum -c --quiet - || { rm -f "$deb.tmp"; die "$pkg: SHA-256 mismatch"; }

@@ -13,12 +13,23 @@ stamp=$SERIES_STAMP
 
 git_tree() { git -C "$TREE" "$@"; }
 
+# A tree made on another base (the pinned base moved on): keep its
+# commits in a bundle, drop it and its worktrees, and start again.
+if [ -d "$TREE/.git" ] && ! git_tree rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null; then
+	old=$(git_tree describe --tags --abbrev=0 HEAD 2>/dev/null || echo unknown)
+	bundle=$BUILD/linux-$old.bundle
+	git_tree bundle create -q "$bundle" --all 2>/dev/null || true
+	log "build/linux is on $old, the base is now $BASE_TAG: re-creating it (its commits: ${bundle#$TOP/})"
+	rm -rf "$TREE" "$BUILD/bisect" "$BUILD/i386" "$BUILD/linux-debug" "$BUILD/linux-kvmgt" \
+		"$BUILD/bench-base"
+fi
+
 if [ ! -d "$TREE/.git" ]; then
 	"$TOP/scripts/fetch-base.sh"
 	rm -rf "$TREE" "$TREE.tmp"
 	mkdir -p "$TREE.tmp"
 	run_logged "extracting the base" "$BUILD/extract.log" \
-		tar -xf "$CACHE/$BASE_TARBALL" -C "$TREE.tmp" --strip-components=1
+		tar -xf "$(base_tarball "$BASE_VERSION")" -C "$TREE.tmp" --strip-components=1
 	mv "$TREE.tmp" "$TREE"
 	git_tree init -q -b master
 	git_tree config user.name "$PROJECT_NAME"

@@ -18,14 +18,14 @@ git -C "$MAIN_TREE" diff --quiet HEAD -- virt arch/x86 include ||
 "$TOP/scripts/export-series.sh" --compare >/dev/null 2>&1 ||
 	die "the work tree's commits differ from patches/: 'make export' (or 'make tree') first"
 
-# 5.10.223+v2: the base's upstream version and the series' revision
+# 5.10.262+v4: the base's upstream version and the series' revision
 # (series/cover-letter.txt's subject); the series' hash in the files.
 rev=$(sed -n '1s/.*(\(v[0-9]*\)).*/\1/p' "$TOP/series/cover-letter.txt")
 [ -n "$rev" ] || die "series/cover-letter.txt's subject names no revision (vN)"
 VERSION=${BASE_VERSION%-*}+$rev
 series=$(cat "$TOP"/patches/*.patch | sha256sum | cut -c1-12)
 # The kernels the package builds for: Debian 11's ABI of the pinned base
-# (5.10.0-32 is 5.10.223-1), its x86-64 flavours.
+# (5.10.0-46 is 5.10.262-1), its x86-64 flavours.
 ABI=${DEBIAN11_PKG#linux-image-}
 ABI=${ABI%-amd64}
 KERNELS="^${ABI//./\\.}-(amd64|cloud-amd64|rt-amd64)\$"
@@ -69,6 +69,7 @@ sub() {
 sub "$TOP/dkms/dkms.conf.in" >"$pkg/debian/$NAME-dkms.dkms"
 sub "$TOP/dkms/debian/control" >"$pkg/debian/control"
 sub "$TOP/dkms/debian/rules" >"$pkg/debian/rules"
+sub "$TOP/dkms/debian/copyright" >"$pkg/debian/copyright"
 chmod +x "$pkg/debian/rules"
 # The changelog's date: the series' last commit, so that the same series
 # makes the same package.

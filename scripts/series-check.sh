@@ -110,4 +110,7 @@ run_logged "i386: building arch/x86/kvm/ (ARCH=i386)" "$OUT/i386-kvm.log" \
 warnings_in "$OUT/i386-kvm.log" $(touched_files) ||
 	die "i386: compiler warnings in files the series touches"
 
-log "series check: ${#SERIES[@]} patches apply, checkpatch clean of errors ($warnings warnings/checks), each builds, and KVM builds for i386"
+# The oldest base the series serves: it applies and KVM builds there too.
+"$TOP/scripts/old-base-check.sh"
+
+log "series check: ${#SERIES[@]} patches apply, checkpatch clean of errors ($warnings warnings/checks), each builds, KVM builds for i386 and on $OLD_BASE_VERSION"

@@ -77,14 +77,14 @@ KERNELS = {k.name: k for k in (
     # Stock Debian kernels, unmodified, whose KVM /init loads from
     # modules (scripts/fetch-kernel.sh), built with jump labels.
     Kernel("debian11", "debian11/vmlinuz",
-           "Debian 11's stock 5.10.223-1 (the base, without the series)", "debian11",
+           "Debian 11's stock 5.10.262-1 (the base, without the series)", "debian11",
            ("debian11/modules.cpio.gz",), anchor=True),
     Kernel("mainline", "mainline/vmlinuz", "Debian 12's stock 6.1 (mainline's ring)",
            "mainline", ("mainline/modules.cpio.gz",), anchor=True),
     # Debian 11's stock kernel with the series' KVM as DKMS built it in a
     # Debian 11 root (scripts/dkms-root.sh).
     Kernel("debian11-dkms", "debian11-dkms/vmlinuz",
-           "Debian 11's stock 5.10.223-1 with the DKMS-built KVM of the series",
+           "Debian 11's stock 5.10.262-1 with the DKMS-built KVM of the series",
            "debian11-dkms", ("debian11-dkms/modules.cpio.gz",), anchor=True,
            no_skips="its tests skip only without the ring, i.e. if the stock KVM "
            "modules were loaded instead of the DKMS-built ones"),
