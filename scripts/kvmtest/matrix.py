@@ -13,7 +13,7 @@ tests (ONLY=) and boot name (BOOTS=).
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 
 class SuiteError(Exception):
@@ -25,24 +25,23 @@ class Group:
     """A test group: the tests suite.list places in it, one boot per MMU
     (and kernel) that has any."""
     name: str
-    label: str
     # Whether a test that ends in an L2 shutdown runs once more where the
     # MMU has that problem (Mmu.retry_l2_shutdown).
     retry: bool = True
 
 
 GROUPS = {g.name: g for g in (
-    Group("suite", "the default suite (make check)"),
-    Group("stress", "several L2 vCPUs under nested paging, the fuzzer (GROUP=stress)",
-          # It is there to count the L2 shutdowns, not to hide them.
-          retry=False),
-    Group("migrate", "QEMU live migrations (make migrate)"),
-    Group("dkms", "Debian 11's kernel with the DKMS modules (make check-dkms)"),
-    Group("intel", "the other Intel configurations (GROUP=intel)"),
+    Group("suite"),             # make check
+    # Several L2 vCPUs under nested paging, the fuzzer (GROUP=stress):
+    # there to count the L2 shutdowns, not to hide them.
+    Group("stress", retry=False),
+    Group("migrate"),           # make migrate
+    Group("dkms"),              # make check-dkms
+    Group("intel"),             # GROUP=intel: the other Intel configurations
     # The benchmark's figures come from one run; "bench2" runs the cells
     # left after a hang of the test VM in a boot of their own.
-    Group("bench", "make bench", retry=False),
-    Group("bench2", "make bench, the cells after a hang", retry=False),
+    Group("bench", retry=False),
+    Group("bench2", retry=False),
 )}
 DEFAULT_GROUP = "suite"
 
@@ -114,6 +113,7 @@ def kernels_for(cmd: str, variant: "Variant", env=os.environ) -> Tuple[str, ...]
             raise SuiteError("unknown KERNEL %r (known: %s)" % (k, ", ".join(KERNELS)))
         return (k,)
     return SUBCOMMAND_KERNELS[cmd]
+
 
 # Programs that are not selftests but come in an archive of their own,
 # under build/out, which a boot appends to the common initramfs when its
