@@ -159,8 +159,11 @@ base_tarball() { echo "$CACHE/linux-source-5.10_$1.tar.xz"; }
 add_bullseye_suites() {
 	local src=/etc/apt/sources.list.d/kvm-dirty-bullseye.sources
 	local pref=/etc/apt/preferences.d/kvm-dirty-bullseye.pref
-	if ! grep -qs 'bullseye-security' "$src" ||
-	   ! apt-cache madison "$BASE_PKG" 2>/dev/null | grep -q " $BASE_VERSION "; then
+	local known
+	# (Not "apt-cache madison | grep -q": with pipefail, grep's early exit
+	# can fail the pipeline through SIGPIPE.)
+	known=$(apt-cache madison "$BASE_PKG" 2>/dev/null || true)
+	if ! grep -qs 'bullseye-security' "$src" || ! grep -q " $BASE_VERSION " <<<"$known"; then
 		log "adding Debian 11's suites, bullseye and bullseye-security (pinned at priority 1: nothing is installed from them)"
 		cat >"$src" <<EOT
 Types: deb
