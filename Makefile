@@ -75,21 +75,25 @@ harness-test:
 migrate: initramfs debian11
 	@GROUP=migrate MMUS="npt tdp shadow" $(KVMTEST) check
 
-# The series as a DKMS package for Debian 11's stock kernel, from the
-# work tree: build/out/dkms/kvm-dirty-ring-dkms_*_all.deb.
+# The series as a DKMS package for Debian 11's kernels, which applies
+# patches/ to each kernel's own linux-source-5.10 at build time:
+# build/out/dkms/kvm-dirty-ring-dkms_*_all.deb and its source package.
 dkms: tree
 	@$(S)/deps.sh dkms
 	@$(S)/mk-dkms.sh
 
-# The package installed in a Debian 11 root (debootstrap, dpkg -i, DKMS
-# builds the modules for Debian 11's kernel): Debian 11's vmlinuz and the
-# DKMS-built modules for the test VM, build/out/debian11-dkms/.
+# The package's life in a Debian 11 root (debootstrap): installed on
+# 5.10.0-32, a kernel upgrade to 5.10.0-46 before and after its source,
+# an in-place upload, apt remove and purge, the source package rebuilt
+# with Debian 11's tools; Debian 11's vmlinuz and the DKMS-built modules
+# for the test VM, build/out/debian11-dkms/.
 debian11-dkms: dkms debian11
 	@$(S)/dkms-root.sh
 
 # Debian 11's own kernel booted with those modules runs the dirty ring,
-# dirty-log and clear-log tests under the three AMD MMUs and, under
-# Bochs, on Intel with EPT and PML (make check: under shadow paging only).
+# dirty-log and clear-log tests and QEMU's migrations on the ring under
+# the three AMD MMUs and, under Bochs, on Intel with EPT and PML (make
+# check: under shadow paging only).
 check-dkms: initramfs debian11-dkms
 	@GROUP=dkms MMUS="npt tdp shadow pml" $(KVMTEST) check
 

@@ -2,7 +2,7 @@
 # Fetch Debian's linux-source-5.10 at exactly the pinned versions, the
 # base (bullseye-security) and the oldest base the series serves
 # (bullseye), check each tarball's SHA-256 and keep it in the cache:
-# build/cache/linux-source-5.10_VERSION.tar.xz.
+# build/cache/linux-source-5.10_VERSION.tar.xz (and the .deb it came in).
 #   fetch-base.sh         the base
 #   fetch-base.sh --old   the oldest base
 set -euo pipefail
@@ -18,14 +18,11 @@ if [ -f "$tarball" ] && echo "$sum  $tarball" | sha256sum -c --status; then
 	exit 0
 fi
 
-add_bullseye_suites
-
+# The .deb (pinned too: the DKMS package's test installs it as apt would).
+deb=$(source_deb "$version")
 tmp=$(mktemp -d)
-chmod 777 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-log "downloading $BASE_PKG=$version"
-(cd "$tmp" && apt-get download -q "$BASE_PKG=$version" >/dev/null)
-dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" "./usr/src/$BASE_TARBALL"
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" "./usr/src/$BASE_TARBALL"
 echo "$sum  $tmp/usr/src/$BASE_TARBALL" | sha256sum -c --status ||
 	die "SHA-256 mismatch for $BASE_TARBALL from $BASE_PKG $version"
 mv "$tmp/usr/src/$BASE_TARBALL" "$tarball"

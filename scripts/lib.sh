@@ -52,6 +52,21 @@ DEBIAN11_HEADERS_SHA256="\
 3b5bc361e77e67b122455a8cce26495ff5ce59fc147bb089f3cbedf6b4e2ec31 linux-headers-5.10.0-46-common
 ad6edb3f2c5e1a9fe5dd60081d5855275eba9b9566aa628c9263e341a11372d1 linux-kbuild-5.10
 a636242ec6344ebd15cec4be011da5d3da241073f3315b1dea8997b9941e1fa0 linux-compiler-gcc-10-x86"
+# The kernel such a host ran before its last upgrade, Debian 11's last
+# point release (5.10.223-1, the oldest base): the DKMS package is
+# installed there first, then the host upgrades (scripts/dkms-root.sh).
+DEBIAN11_OLD_KVER=5.10.0-32-amd64
+DEBIAN11_OLD_VERSION=$OLD_BASE_VERSION
+DEBIAN11_OLD_HEADERS_SHA256="\
+a54a4d7b711d444fcfbab8d615b528d37bd66b03018b940662e6dfe83dcb1c46 linux-headers-5.10.0-32-amd64
+b5ae0213861bd47260ee0193d4e074db35cb78444f54e4f5aafcb03bd9ff5ed8 linux-headers-5.10.0-32-common
+52b1969fed149f0a69c127b19902971773c9dc9cdb11085d84a25e35d6ad8b1c linux-kbuild-5.10
+35a1d4ff933fb070fecdcbc85c6455fa6844d60c40bf0f7d258669e107477baf linux-compiler-gcc-10-x86"
+# linux-source-5.10 as apt installs it (the DKMS package builds from it):
+# the .deb of each base, SHA-256 and version.
+SOURCE_DEBS_SHA256="\
+f733d27d239d65598d96d7a72f71ac50f49f2380192a1b3b4ca2f5ad5144dd63 $OLD_BASE_VERSION
+4f01148344ca9e5c1c9743ab4a084cf61c437548f803443ccc044602278b52bc $BASE_VERSION"
 
 # Identity used for the work tree's commits and the exported series.
 PROJECT_NAME="KVM dirty tracking for 5.10"
@@ -191,11 +206,12 @@ EOT
 	fi
 }
 
-# fetch_deb PKG VERSION SHA256: Debian's PKG=VERSION .deb in the cache,
+# fetch_deb PKG VERSION SHA256 [ARCH]: Debian's PKG=VERSION .deb in the cache,
 # downloaded once and checked against the pinned SHA-256; prints its path.
 fetch_deb() {
 	local pkg=$1 ver=$2 sum=$3 deb tmp
-	deb=$CACHE/${pkg}_${ver}_amd64.deb
+	[ -n "$sum" ] || die "no SHA-256 pinned for $pkg=$ver"
+	deb=$CACHE/${pkg}_${ver}_${4:-amd64}.deb
 	mkdir -p "$CACHE"
 	if [ ! -f "$deb" ]; then
 		log "downloading $pkg=$ver from Debian's archive"
@@ -212,6 +228,20 @@ fetch_deb() {
 	fi
 	echo "$sum  $deb" | sha256sum -c --quiet - || die "$deb: SHA-256 mismatch"
 	echo "$deb"
+}
+
+# fetch_debs "SHA256 PKG\n..." VERSION: fetch_deb for each pinned
+# package of the list; prints their paths.
+fetch_debs() {
+	local sum name
+	while read -r sum name; do
+		fetch_deb "$name" "$2" "$sum"
+	done <<<"$1"
+}
+
+# source_deb VERSION: the pinned linux-source-5.10 .deb of that version.
+source_deb() {
+	fetch_deb "$BASE_PKG" "$1" "$(awk -v v="$1" '$2 == v { print $1 }' <<<"$SOURCE_DEBS_SHA256")" all
 }
 
 # modules_cpio DEST "DIR..." MODULE...: DEST, a gzipped cpio archive of
