@@ -31,11 +31,11 @@ set -euo pipefail
 KVER=${DEBIAN11_PKG#linux-image-}
 OLD_KVER=$DEBIAN11_OLD_KVER
 NAME=kvm-dirty-ring
-debs=("$OUT"/dkms/$NAME-dkms_*_all.deb)
+debs=("$OUT/dkms/$NAME-dkms_"*_all.deb)
 [ -e "${debs[0]}" ] || die "no DKMS package: run 'make dkms' first"
 [ ${#debs[@]} = 1 ] || die "several DKMS packages in build/out/dkms (${debs[*]##*/}): run 'make dkms'"
 deb=${debs[0]}
-dscs=("$OUT"/dkms/${NAME}_*.dsc)
+dscs=("$OUT/dkms/${NAME}_"*.dsc)
 [ ${#dscs[@]} = 1 ] && [ -e "${dscs[0]}" ] || die "not one source package in build/out/dkms: run 'make dkms'"
 VERSION=$(dpkg-deb -f "$deb" Version)
 dest=$OUT/debian11-dkms

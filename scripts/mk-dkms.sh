@@ -12,8 +12,6 @@ set -euo pipefail
 
 NAME=kvm-dirty-ring
 [ -d "$MAIN_TREE/.git" ] || die "no work tree at $MAIN_TREE: run 'make tree' first"
-git -C "$MAIN_TREE" diff --quiet HEAD -- virt arch/x86 include ||
-	die "$MAIN_TREE has uncommitted changes in KVM's files: commit and 'make export' first"
 "$TOP/scripts/export-series.sh" --compare >/dev/null 2>&1 ||
 	die "the work tree's commits differ from patches/: 'make export' (or 'make tree') first"
 
@@ -46,11 +44,9 @@ pkg=$w/$NAME-$VERSION
 src=$pkg/src
 mkdir -p "$src/patches"
 # The series as reviewed, every patch (dkms-build applies them to the
-# kernel's own source); the build scripts; the kernel's license texts.
+# kernel's own source); the build scripts.
 cp "${SERIES[@]}" "$src/patches/"
 cp "$TOP/dkms/Kbuild" "$TOP/dkms/Makefile" "$TOP/dkms/check-headers" "$TOP/dkms/dkms-build" "$src/"
-git -C "$MAIN_TREE" archive HEAD COPYING LICENSES/preferred/GPL-2.0 \
-	LICENSES/exceptions/Linux-syscall-note | tar -x -C "$src"
 cat >"$src/package.conf" <<EOT
 # kvm-dirty-ring $VERSION: read by dkms-build.
 PACKAGE_VERSION=$VERSION
