@@ -9,11 +9,13 @@ KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 # KVMGT=1 selects a kernel with KVMGT built in, as Debian builds it.
 # MMUS="npt tdp shadow" (which MMU configurations), GROUP=suite|stress
 # (which test group each boots), ONLY=test,test (only these tests).
-export DEBUG KVMGT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS
+# EMULATORS="qemu7 qemu10": the QEMU builds that run the AMD test VM
+# (default qemu7, Debian 12's 7.2; qemu10 is Debian 13's 10.0).
+export DEBUG KVMGT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS EMULATORS
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
 	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench \
-	dkms debian11-dkms check-dkms exports-check clean distclean
+	dkms debian11-dkms check-dkms exports-check qemu10 clean distclean
 
 all: demo
 
@@ -51,6 +53,13 @@ debian11: fetch
 mainline: deps
 	@$(S)/fetch-kernel.sh mainline
 
+# Debian 13's QEMU 10.0 in a cached Debian 13 root (pinned, checksummed):
+# the second emulator of the AMD test VM.  Every target that boots needs
+# it when EMULATORS names it.
+qemu10: deps
+	@$(S)/fetch-qemu10.sh
+EMULATOR_DEPS := $(if $(filter qemu10,$(EMULATORS)),qemu10)
+
 # The harness's own tests first (recorded consoles, seconds, no QEMU),
 # everything built, then the suite under all three MMU configurations and
 # the Intel machine, Debian 11's stock kernel (QEMU refuses the ring) and
@@ -62,7 +71,7 @@ mainline: deps
 ifeq ($(DEBUG)$(KVMGT),)
 CHECK_EXTRA := series-check exports-check debian11 debian11-dkms
 endif
-check: harness-test initramfs $(CHECK_EXTRA)
+check: harness-test initramfs $(CHECK_EXTRA) $(EMULATOR_DEPS)
 	@$(KVMTEST) check
 
 harness-test:
@@ -72,7 +81,7 @@ harness-test:
 # two vCPUs (ring, small ring, bitmap) under all three AMD MMUs, and the
 # base kernel refuses the ring.  make check runs the one-vCPU migrations
 # under shadow paging only.
-migrate: initramfs debian11
+migrate: initramfs debian11 $(EMULATOR_DEPS)
 	@GROUP=migrate MMUS="npt tdp shadow" $(KVMTEST) check
 
 # The series as a DKMS package for Debian 11's kernels, which applies
@@ -94,16 +103,16 @@ debian11-dkms: dkms debian11
 # dirty-log and clear-log tests and QEMU's migrations on the ring under
 # the three AMD MMUs and, under Bochs, on Intel with EPT and PML (make
 # check: under shadow paging only).
-check-dkms: initramfs debian11-dkms
+check-dkms: initramfs debian11-dkms $(EMULATOR_DEPS)
 	@GROUP=dkms MMUS="npt tdp shadow pml" $(KVMTEST) check
 
 # The main job: build and show the dirty logging modes on a guest.
-demo: initramfs
+demo: initramfs $(EMULATOR_DEPS)
 	@$(KVMTEST) demo
 
 # Boot one MMU configuration with its console on the terminal
 # (MMU=npt|tdp|shadow, GROUP, ONLY).
-vm: initramfs
+vm: initramfs $(EMULATOR_DEPS)
 	@$(KVMTEST) vm
 
 # Export the work tree's commits into patches/.

@@ -68,6 +68,13 @@ SOURCE_DEBS_SHA256="\
 f733d27d239d65598d96d7a72f71ac50f49f2380192a1b3b4ca2f5ad5144dd63 $OLD_BASE_VERSION
 4f01148344ca9e5c1c9743ab4a084cf61c437548f803443ccc044602278b52bc $BASE_VERSION"
 
+# Debian 13's QEMU, the test VM's second emulator (scripts/fetch-qemu10.sh,
+# matrix.py's EMULATORS): qemu-system-x86 from trixie, its .deb pinned.
+QEMU10_SUITE=trixie
+QEMU10_PKG=qemu-system-x86
+QEMU10_VERSION=1:10.0.13+ds-0+deb13u1
+QEMU10_SHA256=5e841d0723a657fd8bc2e9e1a085d24f47fcb3e4a0f94762e6c38b429f22fbb1
+
 # Identity used for the work tree's commits and the exported series.
 PROJECT_NAME="KVM dirty tracking for 5.10"
 PROJECT_EMAIL="kvm-dirty-5.10@localhost"

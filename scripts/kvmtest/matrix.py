@@ -126,6 +126,26 @@ ARCHIVES = {
 
 
 @dataclass(frozen=True)
+class Emulator:
+    """A build of QEMU that runs the test VM (qemu.py)."""
+    name: str
+    label: str
+    # The command, and the make target that builds it (None: installed).
+    binary: str
+    target: Optional[str] = None
+
+
+EMULATORS = {e.name: e for e in (
+    # Debian 12's, installed by make deps.
+    Emulator("qemu7", "Debian 12's QEMU 7.2", "qemu-system-x86_64"),
+    # Debian 13's, in a cached trixie root (scripts/fetch-qemu10.sh): the
+    # wrapper runs it there, in a mount namespace of its own.
+    Emulator("qemu10", "Debian 13's QEMU 10.0", "qemu10/qemu-system-x86_64", "qemu10"),
+)}
+DEFAULT_EMULATOR = "qemu7"
+
+
+@dataclass(frozen=True)
 class Machine:
     """An emulated test machine (scripts/kvmtest/qemu.py, bochs.py)."""
     name: str
@@ -135,10 +155,12 @@ class Machine:
     # "tty": /init writes to the console; "kmsg": through /dev/kmsg, so
     # that the kernel's console driver writes it out synchronously.
     output: str = "tty"
+    # The emulators that can run it (EMULATORS); Bochs is its own.
+    emulators: Tuple[str, ...] = ()
 
 
 MACHINES = {m.name: m for m in (
-    Machine("qemu-amd", "QEMU 7.2 TCG, AMD EPYC with SVM and NPT"),
+    Machine("qemu-amd", "QEMU TCG, AMD EPYC with SVM and NPT", emulators=tuple(EMULATORS)),
     # Bochs 2.7's corei7_skylake_x reports the compacted XSAVE area
     # (CPUID 0xD.1 EBX) at the standard format's size, and 5.10 then
     # WARNs in fpu__init_system_xstate: with noxsaves it uses the
@@ -237,8 +259,9 @@ def env_list(name, default="", env=os.environ) -> List[str]:
 
 
 def select_boots(records, variant: Variant, mmus, group: str, only,
-                 kernels=(DEFAULT_KERNEL,)) -> list:
-    """The rows for these MMUs and kernels that have tests in the group."""
+                 kernels=(DEFAULT_KERNEL,), emulators=(DEFAULT_EMULATOR,)) -> list:
+    """The rows for these MMUs, kernels and emulators that have tests in
+    the group (an emulator applies to the machines it can run)."""
     from . import suite
     if only:
         suite.check_only(records, only)
@@ -248,10 +271,12 @@ def select_boots(records, variant: Variant, mmus, group: str, only,
     for m in mmus:
         if m not in MMUS:
             raise SuiteError("unknown MMU %r (known: %s)" % (m, ", ".join(MMUS)))
+        runs = MACHINES[MMUS[m].machine].emulators
         for k in kernels:
-            b = suite.select(records, m, group, variant, only, kernel=k)
-            if b.entries:
-                out.append(b)
+            for e in [e for e in emulators if e in runs] if runs else [DEFAULT_EMULATOR]:
+                b = suite.select(records, m, group, variant, only, kernel=k, emulator=e)
+                if b.entries:
+                    out.append(b)
     if not out:
         raise SuiteError("no test runs in group %r under %s%s" % (
             group, " ".join(mmus), " with ONLY=" + ",".join(only) if only else ""))
@@ -273,11 +298,16 @@ def boots(cmd: str, env=os.environ, mmus=None, group=None, only=None):
         mmus, group, only = list(MMUS), DEFAULT_GROUP, DEMO_TESTS
     elif cmd == "vm":
         mmus = mmus or [env.get("MMU") or "npt"]
+    emulators = env_list("EMULATORS", DEFAULT_EMULATOR, env)
+    unknown = [e for e in emulators if e not in EMULATORS]
+    if unknown:
+        raise SuiteError("unknown emulator %s (known: %s)" % (
+            ", ".join(unknown), ", ".join(EMULATORS)))
     rows = select_boots(suite.load(), variant,
                         mmus or env_list("MMUS", " ".join(MMUS), env),
                         group or env.get("GROUP") or DEFAULT_GROUP,
                         only or env_list("ONLY", "", env),
-                        kernels_for(cmd, variant, env))
+                        kernels_for(cmd, variant, env), emulators)
     names = env_list("BOOTS", "", env)
     if names:
         unknown = [n for n in names if n not in {b.name for b in rows}]

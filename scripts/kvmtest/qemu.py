@@ -44,15 +44,28 @@ Event = Union[Line, End]
 
 
 def command(kernel: str, initrd: str, append: str, cpu: str = CPU,
-            mem: str = MEM, smp: str = SMP, qlog: Optional[str] = None) -> List[str]:
+            mem: str = MEM, smp: str = SMP, qlog: Optional[str] = None,
+            binary: str = QEMU) -> List[str]:
     """qlog: QEMU's own log of CPU resets and guest errors, so that a
     guest that ends without a word (a triple fault of the test VM's
-    kernel) says why (end_detail())."""
-    return [QEMU, "-accel", "tcg", "-cpu", cpu, "-m", mem, "-smp", smp,
+    kernel) says why (end_detail()).  binary: the emulator
+    (matrix.EMULATORS)."""
+    return [binary, "-accel", "tcg", "-cpu", cpu, "-m", mem, "-smp", smp,
             "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
             "-nodefaults", "-kernel", kernel, "-initrd", initrd,
             "-append", (APPEND + " " + append).strip()] + (
                 ["-d", "cpu_reset,guest_errors", "-D", qlog] if qlog else [])
+
+
+def version(binary: str = QEMU) -> str:
+    """The first line of "BINARY --version": "QEMU emulator version 7.2.x
+    (Debian 1:7.2+dfsg-7+deb12u...)"."""
+    p = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60)
+    lines = p.stdout.splitlines()
+    if p.returncode or not lines:
+        raise RuntimeError("%s --version failed (%d): %s" % (binary, p.returncode,
+                                                             p.stderr.strip()))
+    return lines[0].strip()
 
 
 def end_detail(qlog: Optional[str]) -> str:

@@ -49,7 +49,8 @@ def write_tap(path, results):
         head = ["boot %s: %s%s (%s), group %s" % (
             r.boot.name, "" if r.boot.kernel == suite.DEFAULT_KERNEL else
             suite.KERNELS[r.boot.kernel].label + ", ",
-            r.boot.mmu.label, r.boot.mmu.cmdline(), r.boot.group)] + list(r.header)
+            r.boot.mmu.label, r.boot.mmu.cmdline(), r.boot.group)] + (
+                ["emulator: " + r.emulator] if r.emulator else []) + list(r.header)
         leaves = {}
         for o in r.outcomes:
             diag = []

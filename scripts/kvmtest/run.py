@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from . import bochs, console, ktap, qemu
 from .ktap import Result, Status
-from .suite import KERNELS, MACHINES, Boot, Test
+from .suite import EMULATORS, KERNELS, MACHINES, Boot, Test
 
 GRACE = 60          # seconds past a test's timeout before the host acts
 BOOT_TIMEOUT = 180  # seconds from QEMU's start to the guest's KTAP plan
@@ -45,6 +45,8 @@ class BootResult:
     problems: List[str]
     log: Optional[str] = None
     secs: float = 0.0
+    # What ran the test VM: "QEMU emulator version 7.2.x (Debian ...)", Bochs.
+    emulator: str = ""
 
 
 def _norm(v: str) -> str:
@@ -257,13 +259,21 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
         if machine.name == "bochs-intel":
             cmd = bochs.prepare(kernel, initrd, append, workdir, boot.name)
             events = bochs.console(cmd, br.deadline)
+            what = "Bochs"
         else:
             qlog = os.path.join(workdir, "qemu-%s.log" % boot.name)
             if os.path.exists(qlog):
                 os.unlink(qlog)
-            cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM, qlog=qlog)
+            emu = EMULATORS[boot.emulator]
+            binary = os.path.join(os.path.dirname(initramfs), emu.binary) if emu.target \
+                else emu.binary
+            what = qemu.version(binary)
+            cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM, qlog=qlog,
+                               binary=binary)
             events = qemu.console(cmd, br.deadline, qlog=qlog)
-        return run(boot, events, br, log=log, echo=echo, note=" ".join(cmd))
+        r = run(boot, events, br, log=log, echo=echo, note=what + ": " + " ".join(cmd))
+        r.emulator = what
+        return r
     finally:
         os.unlink(initrd)
         bochs.cleanup(workdir, boot.name)

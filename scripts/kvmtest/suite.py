@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from .matrix import (ARCHIVES, DEFAULT_GROUP, DEFAULT_KERNEL, GROUPS, KERNELS,  # noqa: F401
+from .matrix import (ARCHIVES, DEFAULT_EMULATOR, DEFAULT_GROUP, DEFAULT_KERNEL, EMULATORS,  # noqa: F401
+                     GROUPS, KERNELS,
                      MACHINES, MMUS, SUBCOMMAND_KERNELS, VARIANTS, Group, Kernel,
                      Machine, Mmu, SuiteError, Variant, kernels_for, variant_from_env)
 
@@ -160,12 +161,15 @@ class Boot:
     group: str
     entries: List[Entry]
     kernel: str = DEFAULT_KERNEL
+    emulator: str = DEFAULT_EMULATOR
 
     @property
     def name(self) -> str:
         name = self.mmu.name
         if self.kernel != DEFAULT_KERNEL:
             name += "-" + self.kernel
+        if self.emulator != DEFAULT_EMULATOR:
+            name += "-" + self.emulator
         if self.group != DEFAULT_GROUP:
             name += "-" + self.group
         return name
@@ -193,8 +197,10 @@ class Boot:
         """The build outputs this boot needs, under build/out, each with
         the make target that builds it."""
         k = KERNELS[self.kernel]
+        e = EMULATORS[self.emulator]
         return [(f, k.target) for f in (k.image,) + k.archives] + \
-            [(a, "initramfs") for a in self.archives() if a not in k.archives]
+            [(a, "initramfs") for a in self.archives() if a not in k.archives] + \
+            ([(e.binary, e.target)] if e.target else [])
 
     def archives(self) -> List[str]:
         """The archives this boot's kernel and tests need (ARCHIVES), in
@@ -229,7 +235,8 @@ class Boot:
 
 def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
            variant: Variant = VARIANTS["lean"],
-           only: Optional[List[str]] = None, kernel: str = DEFAULT_KERNEL) -> Boot:
+           only: Optional[List[str]] = None, kernel: str = DEFAULT_KERNEL,
+           emulator: str = DEFAULT_EMULATOR) -> Boot:
     """The plan of one boot.  only: test names, or names of multi-part
     tests (all their parts)."""
     only = list(only or variant.only) or None
@@ -246,7 +253,7 @@ def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
             leaves = [t for t in leaves if t.name in only]
         if leaves:
             entries.append(Entry(r.name, leaves, bool(r.parts)))
-    return Boot(MMUS[mmu], group, entries, kernel)
+    return Boot(MMUS[mmu], group, entries, kernel, emulator)
 
 
 def check_only(records: List[Record], only: List[str]) -> None:

@@ -117,6 +117,13 @@ class SuiteList(unittest.TestCase):
         self.assertTrue(suite.select(real, "shadow", kernel="debian11").entries)
         with self.assertRaises(suite.SuiteError):
             suite.parse("a npt@linus 10 prog\n")
+        # The second emulator: a boot of its own, which needs its build.
+        q = suite.select(r, "npt", emulator="qemu10")
+        self.assertEqual((q.name, q.needs()), ("npt-qemu10", [("bzImage", "initramfs"),
+            (matrix.EMULATORS["qemu10"].binary, "qemu10")]))
+        self.assertEqual([b.name for b in matrix.select_boots(
+            r, suite.VARIANTS["lean"], ["npt"], "suite", [], emulators=("qemu7", "qemu10"))],
+            ["npt", "npt-qemu10"])
         # A modular kernel brings its modules first.
         ml = suite.select(suite.parse("a npt@mainline 10 migrate x\n"), "npt", kernel="mainline")
         self.assertEqual(ml.archives(), ["mainline/modules.cpio.gz", "migrate.cpio.gz"])
@@ -173,12 +180,15 @@ class EveryTargetBuildsWhatItBoots(unittest.TestCase):
              ("check", {"GROUP": "stress"}), ("check", {"GROUP": "intel"}),
              ("check", {"GROUP": "dkms"}), ("demo", {}), ("demo", {"DEBUG": "1"}),
              ("vm", {}), ("vm", {"MMU": "shadow"}), ("vm", {"MMU": "pml"}),
-             ("vm", {"MMU": "shadow", "DEBUG": "1"}), ("migrate", {}), ("check-dkms", {})]
+             ("vm", {"MMU": "shadow", "DEBUG": "1"}), ("migrate", {}), ("check-dkms", {}),
+             ("check", {"EMULATORS": "qemu7 qemu10"}), ("migrate", {"EMULATORS": "qemu10"}),
+             ("demo", {"EMULATORS": "qemu10"}), ("vm", {"EMULATORS": "qemu10"})]
 
     def test_targets(self):
         if not shutil.which("make"):
             self.skipTest("no make")
-        clean = {k: "" for k in ("DEBUG", "KVMGT", "MMUS", "GROUP", "ONLY", "MMU", "KERNEL")}
+        clean = {k: "" for k in ("DEBUG", "KVMGT", "MMUS", "GROUP", "ONLY", "MMU", "KERNEL",
+                                 "EMULATORS")}
         for target, env in self.CASES:
             with self.subTest(target=target, env=env):
                 env = dict(clean, **env)
@@ -191,10 +201,14 @@ class EveryTargetBuildsWhatItBoots(unittest.TestCase):
                 _, boots = cli.plan(sub, env)
                 self.assertTrue(boots)
                 for b in boots:
-                    k = suite.KERNELS[b.kernel]
-                    self.assertIn(k.target, built, "%s boots %s, whose inputs 'make %s' "
-                                  "builds, not among its prerequisites" % (
-                                      target, b.name, k.target))
+                    for _, t in b.needs():
+                        self.assertIn(t, built, "%s boots %s, which needs what 'make %s' "
+                                      "builds, not among its prerequisites" % (
+                                          target, b.name, t))
+                want = set(matrix.env_list("EMULATORS", matrix.DEFAULT_EMULATOR, env))
+                got = {b.emulator for b in boots if suite.MACHINES[b.mmu.machine].emulators}
+                if got:     # (not on Bochs alone)
+                    self.assertEqual(got, want)
 
     def test_demo_shows_the_series_under_every_mmu(self):
         _, boots = cli.plan("demo", {})
