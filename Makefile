@@ -11,7 +11,9 @@ KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 # (which test group each boots), ONLY=test,test (only these tests).
 # EMULATORS="qemu7 qemu10": the QEMU builds that run the AMD test VM
 # (default qemu7, Debian 12's 7.2; qemu10 is Debian 13's 10.0).
-export DEBUG KVMGT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS EMULATORS
+# REPEAT=N: every test N times in its boot, every run counted (no second
+# run after an L2 shutdown), and a table of rates at the end.
+export DEBUG KVMGT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS EMULATORS REPEAT
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
 	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench \

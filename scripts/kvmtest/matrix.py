@@ -259,7 +259,8 @@ def env_list(name, default="", env=os.environ) -> List[str]:
 
 
 def select_boots(records, variant: Variant, mmus, group: str, only,
-                 kernels=(DEFAULT_KERNEL,), emulators=(DEFAULT_EMULATOR,)) -> list:
+                 kernels=(DEFAULT_KERNEL,), emulators=(DEFAULT_EMULATOR,),
+                 repeat: int = 1) -> list:
     """The rows for these MMUs, kernels and emulators that have tests in
     the group (an emulator applies to the machines it can run)."""
     from . import suite
@@ -274,7 +275,8 @@ def select_boots(records, variant: Variant, mmus, group: str, only,
         runs = MACHINES[MMUS[m].machine].emulators
         for k in kernels:
             for e in [e for e in emulators if e in runs] if runs else [DEFAULT_EMULATOR]:
-                b = suite.select(records, m, group, variant, only, kernel=k, emulator=e)
+                b = suite.select(records, m, group, variant, only, kernel=k, emulator=e,
+                                 repeat=repeat)
                 if b.entries:
                     out.append(b)
     if not out:
@@ -285,6 +287,15 @@ def select_boots(records, variant: Variant, mmus, group: str, only,
 
 # The tests the demo runs.
 DEMO_TESTS = ["dirty_log", "clear_log", "dirty_ring"]
+
+
+def repeat(env=os.environ) -> int:
+    """REPEAT=N: every test of the run N times in its boot, without the
+    second run after an L2 shutdown: rates of failure (report.print_rates())."""
+    v = env.get("REPEAT") or "1"
+    if not v.isdigit() or int(v) < 1:
+        raise SuiteError("REPEAT=%r: a count of runs, 1 or more" % v)
+    return int(v)
 
 
 def boots(cmd: str, env=os.environ, mmus=None, group=None, only=None):
@@ -307,7 +318,7 @@ def boots(cmd: str, env=os.environ, mmus=None, group=None, only=None):
                         mmus or env_list("MMUS", " ".join(MMUS), env),
                         group or env.get("GROUP") or DEFAULT_GROUP,
                         only or env_list("ONLY", "", env),
-                        kernels_for(cmd, variant, env), emulators)
+                        kernels_for(cmd, variant, env), emulators, repeat(env))
     names = env_list("BOOTS", "", env)
     if names:
         unknown = [n for n in names if n not in {b.name for b in rows}]

@@ -158,6 +158,44 @@ def print_migrations(rows) -> None:
                 "%s=%s" % (k, v) for k, v in r.items() if k not in ("boot", "test", "status"))))
 
 
+def rate_rows(results):
+    """REPEAT=N runs, per boot and test: [boot, emulator, test, runs,
+    passed, skipped, L2 shutdowns, timeouts, other failures, not run]."""
+    rows = {}
+    for r in results:
+        if r.boot.repeat == 1:
+            continue
+        for o in r.outcomes:
+            if o.name == "boot":
+                continue
+            base = re.sub(r"_r\d+$", "", o.name)
+            row = rows.setdefault((r.boot.name, base), [r.boot.name, r.emulator, base] + [0] * 7)
+            row[3] += 1
+            if o.status == Status.PASS:
+                row[4] += 1
+            elif o.status == Status.SKIP:
+                row[5] += 1
+            elif o.status == Status.TIMEOUT:
+                row[7] += 1
+            elif o.status == Status.NOT_RUN:
+                row[9] += 1
+            elif any(re.search(r"\bSHUTDOWN\b", l) for l in o.output):
+                row[6] += 1
+            else:
+                row[8] += 1
+    return list(rows.values())
+
+
+def print_rates(results):
+    rows = rate_rows(results)
+    if not rows:
+        return
+    print("\nrates (REPEAT): boot, test: runs, passed, skipped, L2 shutdowns, timeouts,"
+          " other failures, not run (the boot ended first); emulator")
+    for row in rows:
+        print("  %-22s %-24s %4d %4d %4d %4d %4d %4d %4d  %s" % tuple(row[0:1] + row[2:] + row[1:2]))
+
+
 def report(results, out, name="results") -> int:
     """Print the run and write OUT/NAME.tap (make check: results.tap)."""
     outcomes = [o for r in results for o in r.outcomes]
@@ -176,6 +214,7 @@ def report(results, out, name="results") -> int:
                 print("RUN TWICE: %s/%s: %s (console log: %s)" % (
                     o.boot, o.name, o.reason, os.path.relpath(r.log, TOP)))
     print_migrations(migration_rows(results))
+    print_rates(results)
     n = counts(outcomes)
     tap = os.path.join(out, name + ".tap")
     write_tap(tap, results)

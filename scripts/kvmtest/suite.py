@@ -162,6 +162,8 @@ class Boot:
     entries: List[Entry]
     kernel: str = DEFAULT_KERNEL
     emulator: str = DEFAULT_EMULATOR
+    # Each test this many times (REPEAT=N: failure rates); every run counts.
+    repeat: int = 1
 
     @property
     def name(self) -> str:
@@ -181,7 +183,7 @@ class Boot:
     def retry(self) -> bool:
         """Whether a test that ends in an L2 shutdown runs once more: where
         the MMU has that problem, in the groups that allow it."""
-        return self.mmu.retry_l2_shutdown and GROUPS[self.group].retry
+        return self.mmu.retry_l2_shutdown and GROUPS[self.group].retry and self.repeat == 1
 
     @property
     def anchor(self) -> bool:
@@ -236,9 +238,10 @@ class Boot:
 def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
            variant: Variant = VARIANTS["lean"],
            only: Optional[List[str]] = None, kernel: str = DEFAULT_KERNEL,
-           emulator: str = DEFAULT_EMULATOR) -> Boot:
+           emulator: str = DEFAULT_EMULATOR, repeat: int = 1) -> Boot:
     """The plan of one boot.  only: test names, or names of multi-part
-    tests (all their parts)."""
+    tests (all their parts).  repeat: each entry that many times, the
+    runs after the first named NAME_r2, NAME_r3..."""
     only = list(only or variant.only) or None
     entries = []
     if variant.machines and MMUS[mmu].machine not in variant.machines:
@@ -253,7 +256,12 @@ def select(records: List[Record], mmu: str, group: str = DEFAULT_GROUP,
             leaves = [t for t in leaves if t.name in only]
         if leaves:
             entries.append(Entry(r.name, leaves, bool(r.parts)))
-    return Boot(MMUS[mmu], group, entries, kernel, emulator)
+    entries = [e if k == 1 else Entry(
+        "%s_r%d" % (e.name, k),
+        [Test("%s_r%d" % (t.name, k), t.timeout, t.argv, t.skip,
+              t.group and "%s_r%d" % (t.group, k)) for t in e.tests], e.multi)
+        for k in range(1, repeat + 1) for e in entries]
+    return Boot(MMUS[mmu], group, entries, kernel, emulator, repeat)
 
 
 def check_only(records: List[Record], only: List[str]) -> None:

@@ -128,6 +128,30 @@ class SuiteList(unittest.TestCase):
         ml = suite.select(suite.parse("a npt@mainline 10 migrate x\n"), "npt", kernel="mainline")
         self.assertEqual(ml.archives(), ["mainline/modules.cpio.gz", "migrate.cpio.gz"])
 
+    def test_repeat(self):
+        """REPEAT=N: each entry N times, every run counted, and a rate per
+        test in the report."""
+        b = suite.select(suite.parse(PASS_SKIP_SUITE), "npt", repeat=3)
+        names = [e.name for e in b.entries]
+        self.assertEqual(len(b.entries), 3 * len(pass_skip_boot().entries))
+        self.assertIn("ring_r3", names)
+        self.assertIn("ring_abi_r2", [t.name for t in b.leaves()])
+        self.assertEqual({t.group for t in b.leaves() if t.name == "ring_abi_r2"}, {"ring_r2"})
+        self.assertFalse(b.retry)
+        self.assertNotIn("retry l2-shutdown", b.plan_text().splitlines())
+        self.assertEqual(matrix.repeat({"REPEAT": "30"}), 30)
+        with self.assertRaises(suite.SuiteError):
+            matrix.repeat({"REPEAT": "0"})
+        from kvmtest import report
+        St = ktap.Status
+        outs = [run.Outcome(b.name, "ring_abi", St.PASS, "", 1),
+                run.Outcome(b.name, "ring_abi_r2", St.FAIL, "exit 254", 1,
+                            output=["==== Test Assertion Failure ====", "exit reason SHUTDOWN"]),
+                run.Outcome(b.name, "ring_abi_r3", St.NOT_RUN)]
+        res = run.BootResult(b, outs, [], [], emulator="QEMU emulator version 10.0.13")
+        self.assertEqual(report.rate_rows([res]),
+                         [["npt", "QEMU emulator version 10.0.13", "ring_abi", 3, 1, 0, 1, 0, 0, 1]])
+
     def test_errors(self):
         for bad in ("a nomm 10 prog\n", "a npt x prog\n", "a npt 10\n",
                     "    part -t x\n", "a npt 0 prog\n", "a npt 1 p\na npt 1 q\n",
