@@ -59,6 +59,7 @@ mainline: deps
 # the second emulator of the AMD test VM.  Every target that boots needs
 # it when EMULATORS names it.
 qemu10: deps
+	@$(S)/deps.sh qemu10
 	@$(S)/fetch-qemu10.sh
 EMULATOR_DEPS := $(if $(filter qemu10,$(EMULATORS)),qemu10)
 

@@ -10,7 +10,9 @@ pkgs=(build-essential bc bison flex libelf-dev libssl-dev ccache git xz-utils
 # "deps.sh bench": what make bench needs besides (the plots).
 [ "${1:-}" = bench ] && pkgs+=(gnuplot-nox)
 # "deps.sh dkms": building the DKMS package and the Debian 11 root.
-[ "${1:-}" = dkms ] && pkgs+=(debootstrap dh-dkms debhelper fakeroot dpkg-dev)
+[ "${1:-}" = dkms ] && pkgs+=(debootstrap debhelper fakeroot dpkg-dev)
+# "deps.sh qemu10": the Debian 13 root of the second emulator.
+[ "${1:-}" = qemu10 ] && pkgs+=(debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
