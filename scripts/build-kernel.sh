@@ -22,14 +22,8 @@ use_ccache "$TREE"
 frags=("$TOP/config/kvm-lean.config")
 [ "${DEBUG:-0}" = 1 ] && frags+=("$TOP/config/kvm-debug.config")
 [ "${KVMGT:-0}" = 1 ] && frags+=("$TOP/config/kvm-kvmgt.config")
-want=$(cat "${frags[@]}" | sha256sum | cut -d' ' -f1)
-stamp=$TREE/.config.fragments
-
-if [ ! -f "$TREE/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-	log "configuring: allnoconfig + ${frags[*]##*/}"
-	make -C "$TREE" -s CC="$KCC" allnoconfig >/dev/null
-	(cd "$TREE" && KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config "${frags[@]}" >/dev/null)
-	make -C "$TREE" -s CC="$KCC" olddefconfig >/dev/null
+config_fragments "$TREE" "" "${frags[@]}"
+if [ "$RECONFIGURED" = 1 ]; then
 	# Every option the fragments ask for must have taken effect; a
 	# later fragment overrides an earlier one.
 	bad=0
@@ -46,8 +40,8 @@ if [ ! -f "$TREE/.config" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; the
 			grep -qxF "$opt=$val" "$TREE/.config" || { echo "config: $opt=$val did not take effect (have: $(grep "^$opt=\|^# $opt " "$TREE/.config"))" >&2; bad=1; }
 		fi
 	done
-	[ $bad = 0 ] || die "kernel configuration is not what the fragments ask for"
-	echo "$want" >"$stamp"
+	[ $bad = 0 ] || { rm -f "$TREE/.config.fragments"
+		die "kernel configuration is not what the fragments ask for"; }
 fi
 
 run_logged "building the kernel (make -j$JOBS bzImage)" "$OUT/kernel-build.log" \

@@ -52,8 +52,7 @@ umount_all() {
 	done
 }
 trap umount_all EXIT
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-	LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+in_root() { chroot_run "$root" "$@"; }
 # Pinned .debs from the cache into the root's /tmp/debs: their paths there.
 to_root() {
 	local f
@@ -74,14 +73,7 @@ mapfile -t new_hdrs < <(fetch_debs "$DEBIAN11_HEADERS_SHA256" "$DEBIAN11_VERSION
 old_src=$(source_deb "$OLD_BASE_VERSION")
 new_src=$(source_deb "$BASE_VERSION")
 img=$(fetch_deb "$DEBIAN11_PKG" "$DEBIAN11_VERSION" "$DEBIAN11_SHA256")
-if [ -f "$cached" ]; then
-	log "Debian 11 root: from the cache (${cached#$TOP/})"
-	tar -xzf "$cached" -C "$root"
-else
-	command -v debootstrap >/dev/null || die "debootstrap is missing: run 'make deps' (scripts/deps.sh dkms)"
-	run_logged "debootstrap bullseye (minbase)" "$logs/debootstrap.log" \
-		debootstrap --variant=minbase --include=ca-certificates bullseye "$root" \
-		http://deb.debian.org/debian
+if ! root_from_cache "$root" "$cached" bullseye ca-certificates "$logs/debootstrap.log"; then
 	mount -t proc proc "$root/proc"
 	# A maintained Debian 11 host has its security suite, where the
 	# kernels and headers after the last point release are.
@@ -99,8 +91,7 @@ else
 		dkms initramfs-tools linux-base build-essential debhelper ${files[*]} && apt-get clean"
 	rm -rf "$root/tmp/debs"
 	umount_all
-	tar -czf "$cached.tmp" -C "$root" . && mv "$cached.tmp" "$cached"
-	log "Debian 11 root cached: ${cached#$TOP/} ($(du -sh "$cached" | cut -f1))"
+	root_to_cache "$root" "$cached"
 fi
 mount -t proc proc "$root/proc"
 

@@ -22,16 +22,8 @@ fi
 
 rm -rf "$dest"
 mkdir -p "$root" "$CACHE"
-in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-	LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
-if [ -f "$cached" ]; then
-	log "Debian 13 root with QEMU: from the cache (${cached#$TOP/})"
-	tar -xzf "$cached" -C "$root"
-else
-	command -v debootstrap >/dev/null || die "debootstrap is missing: run 'make deps'"
-	run_logged "debootstrap $QEMU10_SUITE (minbase) with $QEMU10_PKG" "$OUT/qemu10-debootstrap.log" \
-		debootstrap --variant=minbase --include="$QEMU10_PKG" "$QEMU10_SUITE" "$root" \
-		http://deb.debian.org/debian
+in_root() { chroot_run "$root" "$@"; }
+if ! root_from_cache "$root" "$cached" "$QEMU10_SUITE" "$QEMU10_PKG" "$OUT/qemu10-debootstrap.log"; then
 	# The pinned package, checked, over what debootstrap installed.
 	mkdir -p "$root/tmp/deb"
 	chmod 777 "$root/tmp/deb"
@@ -41,8 +33,7 @@ else
 	in_root sh -c 'dpkg -i /tmp/deb/*.deb && apt-get clean' >"$OUT/qemu10-dpkg.log" 2>&1 ||
 		die "dpkg -i $QEMU10_PKG in the Debian 13 root failed ($OUT/qemu10-dpkg.log)"
 	rm -rf "$root/tmp/deb"
-	tar -czf "$cached.tmp" -C "$root" . && mv "$cached.tmp" "$cached"
-	log "Debian 13 root cached: ${cached#$TOP/} ($(du -sh "$cached" | cut -f1))"
+	root_to_cache "$root" "$cached"
 fi
 got=$(in_root dpkg-query -W -f '${Version}' "$QEMU10_PKG")
 [ "$got" = "$QEMU10_VERSION" ] || die "the Debian 13 root has $QEMU10_PKG $got, not $QEMU10_VERSION"

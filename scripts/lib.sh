@@ -118,6 +118,83 @@ run_logged() {
 	log "$what: done in $((SECONDS - start)) s"
 }
 
+# base_git_tree DIR VERSION TAG: DIR made a git tree of Debian's
+# linux-source-5.10 VERSION (the cached tarball, fetch-base.sh) as one
+# commit tagged TAG.  A fixed identity and date make the commit's hash the
+# same on every machine ("base-commit:" of the exported series).
+base_git_tree() {
+	local dir=$1 version=$2 tag=$3
+	rm -rf "$dir" "$dir.tmp"
+	mkdir -p "$dir.tmp"
+	run_logged "extracting linux-source-5.10 $version" "$BUILD/extract-$version.log" \
+		tar -xf "$(base_tarball "$version")" -C "$dir.tmp" --strip-components=1
+	mv "$dir.tmp" "$dir"
+	git -C "$dir" init -q -b master
+	git -C "$dir" config user.name "$PROJECT_NAME"
+	git -C "$dir" config user.email "$PROJECT_EMAIL"
+	git -C "$dir" config core.abbrev 12
+	git -C "$dir" config gc.auto 0
+	run_logged "committing linux-source-5.10 $version" "$BUILD/commit-$version.log" \
+		env GIT_AUTHOR_DATE="2024-07-27T00:00:00Z" GIT_COMMITTER_DATE="2024-07-27T00:00:00Z" \
+		sh -c "git -C '$dir' add -A -f . && git -C '$dir' commit -q -m 'Debian linux-source-5.10 $version'"
+	git -C "$dir" tag "$tag"
+}
+
+# config_fragments DIR ARCH FRAGMENT...: (ARCH "" for the host's, or
+# i386) DIR's .config made from
+# allnoconfig with the fragments merged in order (a later one overrides),
+# then olddefconfig; only when the fragments changed (their hash is kept
+# in DIR/.config.fragments).  RECONFIGURED=1 when it did.  Needs KCC
+# (use_ccache).
+config_fragments() {
+	local dir=$1 arch=$2 want
+	shift 2
+	want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+	RECONFIGURED=0
+	[ ! -f "$dir/.config" ] || [ "$(cat "$dir/.config.fragments" 2>/dev/null)" != "$want" ] || return 0
+	log "configuring ${dir#$TOP/}${arch:+ ($arch)}: allnoconfig + $(printf '%s ' "${@##*/}")"
+	make -C "$dir" -s ${arch:+ARCH=$arch} CC="$KCC" allnoconfig >/dev/null
+	(cd "$dir" && env ${arch:+ARCH=$arch} KCONFIG_CONFIG=.config \
+		scripts/kconfig/merge_config.sh -m .config "$@" >/dev/null 2>&1)
+	make -C "$dir" -s ${arch:+ARCH=$arch} CC="$KCC" olddefconfig >/dev/null
+	echo "$want" >"$dir/.config.fragments"
+	RECONFIGURED=1
+}
+
+# chroot_run ROOT COMMAND...: COMMAND in the Debian root ROOT, with a
+# clean environment.
+chroot_run() {
+	local r=$1
+	shift
+	chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+# root_from_cache ROOT CACHE SUITE INCLUDE LOG: ROOT unpacked from CACHE
+# (root_to_cache's tarball), returning 0; without it, ROOT a new
+# debootstrap of SUITE (minbase, from deb.debian.org, with INCLUDE:
+# packages, comma separated), returning 1: the caller finishes it and
+# calls root_to_cache.
+root_from_cache() {
+	local root=$1 cache=$2 suite=$3 include=$4 logf=$5
+	if [ -f "$cache" ]; then
+		log "Debian root: from the cache (${cache#$TOP/})"
+		tar -xzf "$cache" -C "$root" || die "cannot unpack $cache"
+		return 0
+	fi
+	command -v debootstrap >/dev/null || die "debootstrap is missing: run 'make deps'"
+	run_logged "debootstrap $suite (minbase, with $include)" "$logf" \
+		debootstrap --variant=minbase --include="$include" "$suite" "$root" \
+		http://deb.debian.org/debian
+	return 1
+}
+
+# root_to_cache ROOT CACHE: ROOT (no mounts left in it) kept as CACHE.
+root_to_cache() {
+	tar -czf "$2.tmp" -C "$1" . && mv "$2.tmp" "$2"
+	log "Debian root cached: ${2#$TOP/} ($(du -sh "$2" | cut -f1))"
+}
+
 # ccache for a build in the tree $1: exports ccache's settings and sets KCC
 # to the compiler command to pass as make's CC.
 use_ccache() {

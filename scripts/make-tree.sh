@@ -26,22 +26,7 @@ fi
 
 if [ ! -d "$TREE/.git" ]; then
 	"$TOP/scripts/fetch-base.sh"
-	rm -rf "$TREE" "$TREE.tmp"
-	mkdir -p "$TREE.tmp"
-	run_logged "extracting the base" "$BUILD/extract.log" \
-		tar -xf "$(base_tarball "$BASE_VERSION")" -C "$TREE.tmp" --strip-components=1
-	mv "$TREE.tmp" "$TREE"
-	git_tree init -q -b master
-	git_tree config user.name "$PROJECT_NAME"
-	git_tree config user.email "$PROJECT_EMAIL"
-	git_tree config core.abbrev 12
-	git_tree config gc.auto 0
-	# A fixed identity and date make the base commit's hash the same on
-	# every machine, so "base-commit:" in the exported series is stable.
-	run_logged "committing the base" "$BUILD/commit.log" \
-		env GIT_AUTHOR_DATE="2024-07-27T00:00:00Z" GIT_COMMITTER_DATE="2024-07-27T00:00:00Z" \
-		sh -c "git -C '$TREE' add -A -f . && git -C '$TREE' commit -q -m 'Debian linux-source-5.10 $BASE_VERSION'"
-	git_tree tag "$BASE_TAG"
+	base_git_tree "$TREE" "$BASE_VERSION" "$BASE_TAG"
 	rm -f "$stamp"
 fi
 

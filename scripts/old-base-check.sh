@@ -11,19 +11,7 @@ old=$BUILD/linux-old
 series_files
 "$TOP/scripts/fetch-base.sh" --old
 if ! git -C "$old" rev-parse -q --verify "refs/tags/$OLD_BASE_TAG" >/dev/null 2>&1; then
-	rm -rf "$old" "$old.tmp"
-	mkdir -p "$old.tmp"
-	run_logged "extracting the oldest base, $OLD_BASE_VERSION" "$BUILD/extract-old.log" \
-		tar -xf "$(base_tarball "$OLD_BASE_VERSION")" -C "$old.tmp" --strip-components=1
-	mv "$old.tmp" "$old"
-	git -C "$old" init -q -b master
-	git -C "$old" config user.name "$PROJECT_NAME"
-	git -C "$old" config user.email "$PROJECT_EMAIL"
-	git -C "$old" config gc.auto 0
-	run_logged "committing the oldest base" "$BUILD/commit-old.log" \
-		env GIT_AUTHOR_DATE="2024-07-27T00:00:00Z" GIT_COMMITTER_DATE="2024-07-27T00:00:00Z" \
-		sh -c "git -C '$old' add -A -f . && git -C '$old' commit -q -m 'Debian linux-source-5.10 $OLD_BASE_VERSION'"
-	git -C "$old" tag "$OLD_BASE_TAG"
+	base_git_tree "$old" "$OLD_BASE_VERSION" "$OLD_BASE_TAG"
 fi
 
 git -C "$old" am --abort >/dev/null 2>&1 || true
@@ -35,13 +23,7 @@ done
 log "old base: ${#SERIES[@]} patches apply to $OLD_BASE_VERSION with git am"
 
 use_ccache "$old"
-want=$(sha256sum <"$TOP/config/kvm-lean.config" | cut -d' ' -f1)
-if [ ! -f "$old/.config" ] || [ "$(cat "$old/.config.fragments" 2>/dev/null)" != "$want" ]; then
-	make -C "$old" -s CC="$KCC" allnoconfig >/dev/null
-	(cd "$old" && scripts/kconfig/merge_config.sh -m .config "$TOP/config/kvm-lean.config" >/dev/null 2>&1)
-	make -C "$old" -s CC="$KCC" olddefconfig >/dev/null
-	echo "$want" >"$old/.config.fragments"
-fi
+config_fragments "$old" "" "$TOP/config/kvm-lean.config"
 for opt in CONFIG_KVM CONFIG_KVM_AMD CONFIG_KVM_INTEL CONFIG_KVM_WERROR; do
 	grep -qx "$opt=y" "$old/.config" || die "old base config: $opt is not y"
 done

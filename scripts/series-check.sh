@@ -93,14 +93,7 @@ if [ ! -d "$i386" ]; then
 	git -C "$TREE" worktree add -q --detach "$i386" HEAD || die "cannot create $i386"
 fi
 git -C "$i386" checkout -q --detach "$(git -C "$TREE" rev-parse HEAD)" || die "checkout in $i386 failed"
-# Reconfigure when the fragment changed, as build-kernel.sh does.
-want=$(sha256sum <"$TOP/config/kvm-lean.config" | cut -d' ' -f1)
-if [ ! -f "$i386/.config" ] || [ "$(cat "$i386/.config.fragments" 2>/dev/null)" != "$want" ]; then
-	make -C "$i386" -s ARCH=i386 CC="$KCC" allnoconfig >/dev/null
-	(cd "$i386" && ARCH=i386 scripts/kconfig/merge_config.sh -m .config "$TOP/config/kvm-lean.config" >/dev/null 2>&1)
-	make -C "$i386" -s ARCH=i386 CC="$KCC" olddefconfig >/dev/null
-	echo "$want" >"$i386/.config.fragments"
-fi
+config_fragments "$i386" i386 "$TOP/config/kvm-lean.config"
 for opt in CONFIG_X86_32 CONFIG_KVM CONFIG_KVM_AMD CONFIG_KVM_INTEL CONFIG_KVM_WERROR; do
 	grep -qx "$opt=y" "$i386/.config" || die "i386 config: $opt is not y"
 done
