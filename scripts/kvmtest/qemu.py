@@ -9,6 +9,7 @@ a recorded console is a test fixture (scripts/kvmtest/tests/data/).
 import gzip
 import os
 import select
+import shlex
 import shutil
 import subprocess
 import time
@@ -55,6 +56,14 @@ def command(kernel: str, initrd: str, append: str, cpu: str = CPU,
             "-nodefaults", "-kernel", kernel, "-initrd", initrd,
             "-append", (APPEND + " " + append).strip()] + (
                 ["-d", "cpu_reset,guest_errors", "-D", qlog] if qlog else [])
+
+
+def extra_args(env=os.environ) -> List[str]:
+    """KVMTEST_QEMU_ARGS: more of QEMU's options, for an investigation
+    (e.g. "-no-shutdown -monitor unix:/tmp/mon,server=on,wait=off": a
+    test VM that triple-faults stops, its state there for "info
+    registers -a"); every boot's console log records the command line."""
+    return shlex.split(env.get("KVMTEST_QEMU_ARGS", ""))
 
 
 def version(binary: str = QEMU) -> str:

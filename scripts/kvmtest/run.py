@@ -269,7 +269,7 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
                 else emu.binary
             what = qemu.version(binary)
             cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM, qlog=qlog,
-                               binary=binary)
+                               binary=binary) + qemu.extra_args()
             events = qemu.console(cmd, br.deadline, qlog=qlog)
         r = run(boot, events, br, log=log, echo=echo, note=what + ": " + " ".join(cmd))
         r.emulator = what
