@@ -160,7 +160,8 @@ def print_migrations(rows) -> None:
 
 def rate_rows(results):
     """REPEAT=N runs, per boot and test: [boot, emulator, test, runs,
-    passed, skipped, L2 shutdowns, timeouts, other failures, not run]."""
+    passed, skipped, L2 shutdowns, timeouts, resets of the test VM, other
+    failures, not run]."""
     rows = {}
     for r in results:
         if r.boot.repeat == 1:
@@ -169,7 +170,7 @@ def rate_rows(results):
             if o.name == "boot":
                 continue
             base = re.sub(r"_r\d+$", "", o.name)
-            row = rows.setdefault((r.boot.name, base), [r.boot.name, r.emulator, base] + [0] * 7)
+            row = rows.setdefault((r.boot.name, base), [r.boot.name, r.emulator, base] + [0] * 8)
             row[3] += 1
             if o.status == Status.PASS:
                 row[4] += 1
@@ -178,11 +179,13 @@ def rate_rows(results):
             elif o.status == Status.TIMEOUT:
                 row[7] += 1
             elif o.status == Status.NOT_RUN:
-                row[9] += 1
+                row[10] += 1
             elif any(re.search(r"\bSHUTDOWN\b", l) for l in o.output):
                 row[6] += 1
-            else:
+            elif "the guest died" in o.reason:
                 row[8] += 1
+            else:
+                row[9] += 1
     return list(rows.values())
 
 
@@ -191,9 +194,10 @@ def print_rates(results):
     if not rows:
         return
     print("\nrates (REPEAT): boot, test: runs, passed, skipped, L2 shutdowns, timeouts,"
-          " other failures, not run (the boot ended first); emulator")
+          " resets of the test VM, other failures, not run (the boot ended first); emulator")
     for row in rows:
-        print("  %-22s %-24s %4d %4d %4d %4d %4d %4d %4d  %s" % tuple(row[0:1] + row[2:] + row[1:2]))
+        print("  %-22s %-24s %4d %4d %4d %4d %4d %4d %4d %4d  %s" % tuple(
+            row[0:1] + row[2:] + row[1:2]))
 
 
 def report(results, out, name="results") -> int:

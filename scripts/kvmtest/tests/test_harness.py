@@ -150,7 +150,7 @@ class SuiteList(unittest.TestCase):
                 run.Outcome(b.name, "ring_abi_r3", St.NOT_RUN)]
         res = run.BootResult(b, outs, [], [], emulator="QEMU emulator version 10.0.13")
         self.assertEqual(report.rate_rows([res]),
-                         [["npt", "QEMU emulator version 10.0.13", "ring_abi", 3, 1, 0, 1, 0, 0, 1]])
+                         [["npt", "QEMU emulator version 10.0.13", "ring_abi", 3, 1, 0, 1, 0, 0, 0, 1]])
 
     def test_errors(self):
         for bad in ("a nomm 10 prog\n", "a npt x prog\n", "a npt 10\n",
