@@ -55,4 +55,6 @@ run_logged "installing uapi headers" "$OUT/headers.log" \
 warnings_in "$OUT/kernel-build.log" $(touched_files) ||
 	die "compiler warnings in files the series touches"
 cp "$TREE/arch/x86/boot/bzImage" "$OUT/bzImage"
+# Its symbols, for the state of a hung test VM (qemu.hang_state()).
+cp "$TREE/System.map" "$OUT/System.map"
 log "kernel: $(cat "$TREE/include/config/kernel.release") ($(stat -c %s "$OUT/bzImage") bytes)"

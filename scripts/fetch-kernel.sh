@@ -4,7 +4,7 @@
 # (Debian 11's build of the pinned base, without the series).
 # Downloads the image package (pinned version and SHA-256 in lib.sh,
 # cached in build/cache/) and unpacks, unmodified:
-#   build/out/NAME/vmlinuz           the kernel
+#   build/out/NAME/vmlinuz           the kernel (and System.map)
 #   build/out/NAME/modules.cpio.gz   /modules/*.ko and /modules/order:
 #                                    kvm-amd and what it needs, in load
 #                                    order, which tests/init.sh loads
@@ -20,7 +20,8 @@ esac
 deb=$(fetch_deb "$pkg" "$ver" "$sum")
 dest=$OUT/$name
 mkdir -p "$dest"
-if [ -f "$dest/modules.cpio.gz" ] && [ "$(cat "$dest/stamp" 2>/dev/null)" = "$sum" ]; then
+if [ -f "$dest/modules.cpio.gz" ] && [ -f "$dest/System.map" ] &&
+   [ "$(cat "$dest/stamp" 2>/dev/null)" = "$sum" ]; then
 	log "$name kernel: up to date ($pkg $ver)"
 	exit 0
 fi
@@ -29,6 +30,7 @@ trap 'rm -rf "$x"' EXIT
 dpkg-deb -x "$deb" "$x"
 kver=${pkg#linux-image-}
 cp "$x/boot/vmlinuz-$kver" "$dest/vmlinuz"
+cp "$x/boot/System.map-$kver" "$dest/System.map"
 mods=$x/lib/modules/$kver/kernel
 
 # kvm-amd and, before it, what it depends on.

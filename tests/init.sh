@@ -64,6 +64,7 @@ while read -r kind a b rest; do
 	case "$kind" in
 	boot) say "# boot $a" ;;
 	retry) retry=$a ;;
+	trace) trace=$a ;;
 	param) say "# param $a.$b=$(cat "/sys/module/$a/parameters/$b" 2>/dev/null || echo '(absent)')" ;;
 	esac
 done </plan
@@ -80,14 +81,91 @@ fi
 
 uptime_s() { cut -d. -f1 /proc/uptime; }
 
+# "trace EVENT,...": those KVM events are recorded through the whole boot,
+# the buffer cleared before each test; a test that fails prints the last
+# of them (trace_tail).
+trace_start() {
+	tr=/sys/kernel/tracing
+	echo 0 >$tr/tracing_on
+	echo 512 >$tr/buffer_size_kb
+	for e in $(echo "$trace" | tr , ' '); do
+		if [ -e $tr/events/kvm/$e/enable ]; then
+			echo 1 >$tr/events/kvm/$e/enable
+		else
+			say "# kvmtest: trace: no event kvm:$e in this kernel"
+		fi
+	done
+	echo 1 >$tr/tracing_on
+	say "# kvmtest: tracing kvm:{$trace}"
+}
+
+trace_tail() {
+	tr=/sys/kernel/tracing
+	echo 0 >$tr/tracing_on
+	grep -v '^#' $tr/trace >/tmp/trace
+	echo "kvmtest: KVM's last events ($(grep -c . /tmp/trace) in the buffer):"
+	tail -n 40 /tmp/trace | sed 's/^ */    /'
+	# Each vCPU thread that exited with a shutdown: its own last events
+	# before it (the thread is the first column).
+	for task in $(grep 'reason shutdown' /tmp/trace | awk '{print $1}' | sort -u); do
+		echo "kvmtest: the last events of $task, up to its shutdown exit:"
+		grep "^ *$task " /tmp/trace | grep -B 24 -m 1 'reason shutdown' | sed 's/^ */    /'
+	done
+	rm -f /tmp/trace
+	echo >$tr/trace
+	echo 1 >$tr/tracing_on
+}
+
+# hang_report PID: what a test that gave no result in time was doing,
+# before it is killed: each thread's state, wait channel and kernel
+# stack, and one second of KVM's trace events (the nested guest's exits
+# with their RIPs, the ring's pushes, resets and full exits), so that a
+# hang is a report and not just a timeout.
+hang_report() {
+	echo "kvmtest: no result in $tmo s; pid $1 before SIGKILL:"
+	for t in /proc/"$1"/task/*; do
+		echo "  thread ${t##*/} $(cut -d' ' -f2,3 "$t/stat" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+		sed 's/^/    /' "$t/stack" 2>/dev/null
+	done
+	if [ -n "$trace" ]; then
+		trace_tail
+		return 0
+	fi
+	tr=/sys/kernel/tracing
+	[ -d $tr/events/kvm ] || return 0
+	echo 0 >$tr/tracing_on
+	echo >$tr/trace
+	for e in kvm_exit kvm_entry kvm_page_fault kvm_inj_exception kvm_inj_virq \
+		 kvm_dirty_ring_push kvm_dirty_ring_reset kvm_dirty_ring_exit; do
+		[ -e $tr/events/kvm/$e/enable ] && echo 1 >$tr/events/kvm/$e/enable
+	done
+	echo 1 >$tr/tracing_on
+	sleep 1
+	echo 0 >$tr/tracing_on
+	echo "  KVM's events in 1 s: $(grep -vc '^#' $tr/trace), the last 40:"
+	grep -v '^#' $tr/trace | tail -n 40 | sed 's/^ */    /'
+	echo 0 >$tr/events/enable
+	echo >$tr/trace
+	echo 1 >$tr/tracing_on
+}
+
 # run_once INDENT TIMEOUT COMMAND...: one run, its output to the console
-# and to /tmp/out; sets $rc and $secs.
+# and to /tmp/out; sets $rc and $secs.  A run still going after TIMEOUT
+# seconds gets hang_report, then SIGKILL (the watchdog's sleep keeps no
+# end of the pipe open).
 run_once() {
 	ind=$1 tmo=$2
 	shift 2
 	t0=$(uptime_s)
-	( timeout -s KILL "$tmo" sh -c "exec $*" </dev/null 2>&1
-	  echo $? >/tmp/rc ) | tee /tmp/out | prefix "$ind# "
+	( sh -c "exec $*" </dev/null 2>&1 &
+	  pid=$!
+	  ( sleep "$tmo" </dev/null >/dev/null 2>&1
+	    hang_report "$pid" 2>&1
+	    kill -KILL "$pid" 2>/dev/null ) &
+	  dog=$!
+	  wait "$pid"
+	  echo $? >/tmp/rc
+	  kill "$dog" 2>/dev/null ) 2>&1 | tee /tmp/out | prefix "$ind# "
 	rc=$(cat /tmp/rc)
 	secs=$(($(uptime_s) - t0))
 }
@@ -105,7 +183,12 @@ run_test() {
 	ind=$1 num=$2 tmo=$3 name=$4
 	shift 4
 	say "$ind# selftests: kvm: $name: $* (timeout $tmo s)"
+	[ -z "$trace" ] || echo >/sys/kernel/tracing/trace
 	run_once "$ind" "$tmo" "$@"
+	case $rc in
+	0|4|137) ;;
+	*) [ -z "$trace" ] || trace_tail | prefix "$ind# " ;;
+	esac
 	if [ "$retry" = l2-shutdown ] && l2_shutdown; then
 		say "$ind# kvmtest: retry: the first run ended in an L2 shutdown (exit=$rc after $secs s); running $name again"
 		run_once "$ind" "$tmo" "$@"
@@ -115,14 +198,15 @@ run_test() {
 	elif [ "$rc" = 4 ]; then
 		say "${ind}ok $num $name # SKIP"; status=skip
 	elif [ "$rc" = 137 ] && [ "$secs" -ge "$tmo" ]; then
-		# busybox's timeout passes the SIGKILL's 137 on; only the time
-		# tells it from another SIGKILL (the OOM killer's).
+		# Killed by the watchdog: 137, as by another SIGKILL (the OOM
+		# killer's); only the time tells them apart.
 		say "${ind}not ok $num $name # TIMEOUT $tmo seconds"; status=fail
 	else
 		say "${ind}not ok $num $name # exit=$rc"; status=fail
 	fi
 }
 
+[ -z "$trace" ] || trace_start
 cd /tests
 n=0 sub=0 gname='' gleft=0 gfail=0 gpass=0
 while read -r kind a b rest; do

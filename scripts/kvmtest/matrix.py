@@ -97,7 +97,7 @@ DEFAULT_KERNEL = "series"
 # "bench-memslot" choose their kernels themselves (bench.py,
 # cmd_bench_memslot).
 SUBCOMMAND_KERNELS = {
-    "check": ("series", "debian11", "debian11-dkms"),
+    "check": ("series", "debian11", "debian11-dkms", "mainline"),
     "demo": ("series",),
     "vm": ("series",),
 }
@@ -326,4 +326,12 @@ def boots(cmd: str, env=os.environ, mmus=None, group=None, only=None):
             raise SuiteError("BOOTS names no boot of this run: %s (its boots: %s)" % (
                 ", ".join(unknown), ", ".join(b.name for b in rows)))
         rows = [b for b in rows if b.name in names]
+    trace = env_list("TRACE", "", env)
+    bad = [e for e in trace if not re.match(r"^kvm_[a-z_]+$", e)]
+    if bad:
+        raise SuiteError("TRACE=%s: KVM trace events (kvm_exit,kvm_entry,...), not %s" % (
+            ",".join(trace), ", ".join(bad)))
+    if trace:
+        import dataclasses
+        rows = [dataclasses.replace(b, trace=tuple(trace)) for b in rows]
     return variant, rows

@@ -6,11 +6,14 @@ every console line as it came, and the host's own notes on lines that
 start with "%% "; replay() reads such a log back as the same events, so
 a recorded console is a test fixture (scripts/kvmtest/tests/data/).
 """
+import bisect
 import gzip
 import os
+import re
 import select
 import shlex
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -46,13 +49,20 @@ Event = Union[Line, End]
 
 def command(kernel: str, initrd: str, append: str, cpu: str = CPU,
             mem: str = MEM, smp: str = SMP, qlog: Optional[str] = None,
-            binary: str = QEMU) -> List[str]:
+            binary: str = QEMU, monitor: Optional[str] = None) -> List[str]:
     """qlog: QEMU's own log of CPU resets and guest errors, so that a
     guest that ends without a word (a triple fault of the test VM's
     kernel) says why (end_detail()).  binary: the emulator
-    (matrix.EMULATORS)."""
+    (matrix.EMULATORS).  monitor: a unix socket for QEMU's monitor, which
+    console() reads a hung test VM's CPUs through (hang_state())."""
+    # With a monitor, a reset (a triple fault, or the guest's own reboot at
+    # the end of its plan) stops the VM instead of ending QEMU
+    # (-no-reboot -no-shutdown), so that console() can read a triple
+    # fault's state before it ends QEMU.
+    mon = ["-monitor", "unix:%s,server=on,wait=off" % monitor, "-no-shutdown"] \
+        if monitor else ["-monitor", "none"]
     return [binary, "-accel", "tcg", "-cpu", cpu, "-m", mem, "-smp", smp,
-            "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
+            "-nographic", "-no-reboot"] + mon + ["-serial", "stdio",
             "-nodefaults", "-kernel", kernel, "-initrd", initrd,
             "-append", (APPEND + " " + append).strip()] + (
                 ["-d", "cpu_reset,guest_errors", "-D", qlog] if qlog else [])
@@ -87,6 +97,109 @@ def end_detail(qlog: Optional[str]) -> str:
     return "QEMU's log: %s" % found[-1] if found else ""
 
 
+def _symbols(system_map: Optional[str]):
+    """The kernel's text symbols from its System.map: (addresses, names)."""
+    addrs, names = [], []
+    if system_map and os.path.exists(system_map):
+        with open(system_map) as f:
+            for line in f:
+                a, kind, name = (line.split() + ["", ""])[:3]
+                if kind in ("t", "T"):
+                    addrs.append(int(a, 16))
+                    names.append(name)
+    order = sorted(range(len(addrs)), key=addrs.__getitem__)
+    return [addrs[i] for i in order], [names[i] for i in order]
+
+
+def _symbolize(syms, v: int) -> Optional[str]:
+    addrs, names = syms
+    if not addrs or not addrs[0] <= v < addrs[-1]:
+        return None
+    i = bisect.bisect_right(addrs, v) - 1
+    return "%s+0x%x" % (names[i], v - addrs[i])
+
+
+class _Monitor:
+    """QEMU's human monitor on a unix socket."""
+
+    def __init__(self, path: str, timeout: float = 10.0):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.read()
+
+    def read(self) -> str:
+        buf = b""
+        while not buf.endswith(b"(qemu) "):
+            d = self.s.recv(1 << 20)
+            if not d:
+                break
+            buf += d
+        text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", buf.decode("utf-8", "replace"))
+        return text.replace("\r", "")
+
+    def cmd(self, c: str) -> str:
+        self.s.sendall(c.encode() + b"\n")
+        out = self.read()
+        # The echo of the command first, the prompt last.
+        return "\n".join(out.splitlines()[1:-1] if "\n" in out else [])
+
+
+def stopped(monitor: str) -> bool:
+    """Whether the VM behind the monitor has stopped (a reset under
+    -no-reboot -no-shutdown)."""
+    try:
+        m = _Monitor(monitor, timeout=5.0)
+        try:
+            status = m.cmd("info status")
+            return "paused" in status or "shutdown" in status
+        finally:
+            m.s.close()
+    except OSError:
+        return False
+
+
+def hang_state(monitor: str, dest: str, system_map: Optional[str] = None,
+               stack_bytes: int = 16384) -> str:
+    """A test VM that missed its deadline, read through its monitor before
+    it is killed: every CPU's registers, the instructions at its RIP and
+    its kernel stack up to the top of the THREAD_SIZE (16 KiB) stack,
+    each word that is a kernel text address symbolized (a guessed
+    backtrace, newest first), into dest.  Returns one line: each CPU's
+    RIP, symbolized."""
+    syms = _symbols(system_map)
+    m = _Monitor(monitor)
+    m.cmd("stop")
+    out_status = m.cmd("info status")
+    regs = m.cmd("info registers -a")
+    out = ["=== " + out_status, "=== info registers -a", regs]
+    summary = []
+    for block in regs.split("CPU#")[1:]:
+        cpu = int(re.match(r"\s*(\d+)", block).group(1))
+        rip = int(re.search(r"RIP=([0-9a-f]+)", block).group(1), 16)
+        rsp = int(re.search(r"RSP=([0-9a-f]+)", block).group(1), 16)
+        cr2 = re.search(r"CR2=([0-9a-f]+)", block)
+        where = _symbolize(syms, rip) or "0x%x" % rip
+        summary.append("CPU %d at %s" % (cpu, where))
+        m.cmd("cpu %d" % cpu)
+        out += ["=== CPU %d: RIP %s, CR2 %s" % (cpu, where, cr2.group(1) if cr2 else "?"),
+                m.cmd("x/16i 0x%x" % rip)]
+        top = (rsp | (stack_bytes - 1)) + 1
+        words = min((top - rsp) // 8, stack_bytes // 8)
+        trace = []
+        for line in m.cmd("x/%dgx 0x%x" % (words, rsp)).splitlines():
+            addr, _, vals = line.partition(":")
+            for k, v in enumerate(vals.split()):
+                sym = _symbolize(syms, int(v, 16)) if re.match(r"^0x[0-9a-f]+$", v) else None
+                if sym:
+                    trace.append("  [%s+%d] %s" % (addr.strip(), 8 * k, sym))
+        out += ["=== CPU %d: kernel text addresses on its stack (RSP 0x%x, newest first)"
+                % (cpu, rsp)] + trace
+    with open(dest, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return "; ".join(summary)
+
+
 def newc(files: Dict[str, bytes]) -> bytes:
     """A cpio archive in the kernel's initramfs format (newc)."""
     out = bytearray()
@@ -119,24 +232,50 @@ def boot_initrd(base: str, files: Dict[str, bytes], dest: str,
 
 
 def console(cmd: List[str], deadline: Callable[[], float],
-            poll: float = 1.0, qlog: Optional[str] = None) -> Iterator[Event]:
+            poll: float = 1.0, qlog: Optional[str] = None,
+            on_deadline: Optional[Callable[[], str]] = None,
+            monitor: Optional[str] = None) -> Iterator[Event]:
     """Run QEMU; yield its console line by line.  deadline() is asked
     again after every line: past it, QEMU is killed (a hung guest stops
-    its own timers, so every timeout is enforced from here too)."""
+    its own timers, so every timeout is enforced from here too), after
+    on_deadline() has read what it can of the hung VM (hang_state()),
+    whose answer is the End's detail.  monitor: the VM's monitor when
+    command() gave it one; a VM that stopped there (a reset) ends QEMU,
+    after on_deadline() has read it if QEMU's log says it was a triple
+    fault."""
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     buf = b""
     try:
         while True:
             if time.monotonic() > deadline():
+                detail = ""
+                if on_deadline and proc.poll() is None:
+                    try:
+                        detail = on_deadline()
+                    except (OSError, ValueError, AttributeError) as e:
+                        detail = "the monitor did not answer: %s" % e
                 proc.kill()
                 proc.wait()
                 if buf:
                     yield Line(buf.decode("utf-8", "replace"), time.monotonic())
-                yield End("deadline", None, time.monotonic())
+                yield End("deadline", None, time.monotonic(), detail)
                 return
             r, _, _ = select.select([proc.stdout], [], [], poll)
             if not r:
+                if monitor and proc.poll() is None and stopped(monitor):
+                    detail = end_detail(qlog)
+                    if detail and on_deadline:
+                        try:
+                            detail += "; stopped: " + on_deadline()
+                        except (OSError, ValueError, AttributeError) as e:
+                            detail += "; the monitor did not answer: %s" % e
+                    proc.kill()
+                    proc.wait()
+                    if buf:
+                        yield Line(buf.decode("utf-8", "replace").rstrip("\r"), time.monotonic())
+                    yield End("exit", 0, time.monotonic(), detail)
+                    return
                 continue
             chunk = os.read(proc.stdout.fileno(), 65536)
             if not chunk:

@@ -10,6 +10,8 @@ asks for, reports tests out of plan, or the kernel prints a splat
 outside any test; planned tests that never ran are NOT_RUN.
 """
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional
@@ -182,8 +184,9 @@ class BootRun:
             s = console.splats(leftover)
             if end is not None and end.why == "deadline":
                 self._emit(Outcome(self.boot.name, t.name, Status.TIMEOUT,
-                                   "hung: no result %d s after it started (timeout %d s)%s" % (
-                                       secs, t.timeout, ", splat: " + s[0] if s else ""),
+                                   "hung: no result %d s after it started (timeout %d s)%s%s" % (
+                                       secs, t.timeout, ", splat: " + s[0] if s else "",
+                                       "; stopped: " + end.detail if end.detail else ""),
                                    secs, kernel=leftover))
             else:
                 self._emit(Outcome(self.boot.name, t.name, Status.FAIL,
@@ -255,6 +258,7 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
     append = " ".join(x for x in (boot.cmdline(), extra_append) if x)
     br = BootRun(boot, scale, on_outcome)
     log = os.path.join(workdir, "console-%s.log" % boot.name)
+    mondir = None
     try:
         if machine.name == "bochs-intel":
             cmd = bochs.prepare(kernel, initrd, append, workdir, boot.name)
@@ -268,15 +272,30 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
             binary = os.path.join(os.path.dirname(initramfs), emu.binary) if emu.target \
                 else emu.binary
             what = qemu.version(binary)
+            # The monitor's socket: short (a unix socket's path is at most
+            # 107 bytes) and under /tmp, which the QEMU 10 root shares.
+            mondir = tempfile.mkdtemp(prefix="kvmtest-")
+            monitor = os.path.join(mondir, "monitor")
+            hang = os.path.join(workdir, "stopped-%s.txt" % boot.name)
+            if os.path.exists(hang):
+                os.unlink(hang)
+            system_map = os.path.join(os.path.dirname(kernel), "System.map")
+
+            def on_deadline():
+                return "%s (%s)" % (qemu.hang_state(monitor, hang, system_map),
+                                    os.path.relpath(hang))
             cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM, qlog=qlog,
-                               binary=binary) + qemu.extra_args()
-            events = qemu.console(cmd, br.deadline, qlog=qlog)
+                               binary=binary, monitor=monitor) + qemu.extra_args()
+            events = qemu.console(cmd, br.deadline, qlog=qlog, on_deadline=on_deadline,
+                                  monitor=monitor)
         r = run(boot, events, br, log=log, echo=echo, note=what + ": " + " ".join(cmd))
         r.emulator = what
         return r
     finally:
         os.unlink(initrd)
         bochs.cleanup(workdir, boot.name)
+        if mondir:
+            shutil.rmtree(mondir, ignore_errors=True)
 
 
 def replay(boot: Boot, path: str, scale: int = 1) -> BootResult:

@@ -164,6 +164,9 @@ class Boot:
     emulator: str = DEFAULT_EMULATOR
     # Each test this many times (REPEAT=N: failure rates); every run counts.
     repeat: int = 1
+    # KVM trace events the guest records through the whole boot (TRACE=);
+    # a failed test's report ends with the last of them.
+    trace: Tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -223,6 +226,8 @@ class Boot:
             out.append("anchor")
         if self.retry:
             out.append("retry l2-shutdown")
+        if self.trace:
+            out.append("trace %s" % ",".join(self.trace))
         out.append("plan %d" % len(self.entries))
         for e in self.entries:
             if e.multi:

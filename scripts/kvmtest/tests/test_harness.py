@@ -749,3 +749,78 @@ class MigrationChecker(unittest.TestCase):
             f.write(b"x")
         with self.assertRaises(self.m.Fail):
             self.m.compare(a, b)
+
+
+class StoppedVmState(unittest.TestCase):
+    """A triple fault or a hung test VM is read through QEMU's monitor
+    before QEMU ends (qemu.hang_state(), qemu.stopped())."""
+
+    REGS = ("CPU#0\nRAX=0000000000000000 RBX=0000000000000000\n"
+            "RIP=ffffffff81000010 RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n"
+            "RSP=ffffc90000013ff0\nCR0=80050033 CR2=0000000000003024 CR3=0000000001000000\n"
+            "CPU#1\nRIP=ffffffff81000123 RFL=00000002\nRSP=ffffc90000017f00\n"
+            "CR0=80050033 CR2=0000000000000000\n")
+
+    def fake_monitor(self, path, status, seen):
+        import socket
+        import threading
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(path)
+        srv.listen(4)
+        self.addCleanup(srv.close)
+
+        def serve():
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                f = c.makefile("rb")
+                c.sendall(b"QEMU 7.2 monitor - type 'help'\r\n(qemu) ")
+                for raw in f:
+                    cmd = raw.decode().strip()
+                    seen.append(cmd)
+                    if cmd == "info status":
+                        out = "VM status: %s" % status
+                    elif cmd == "info registers -a":
+                        out = self.REGS
+                    elif cmd.startswith("x/") and cmd.endswith("i 0xffffffff81000010"):
+                        out = "0xffffffff81000010:  0f 01 d8  vmrun"
+                    elif cmd == "x/2gx 0xffffc90000013ff0":
+                        out = "ffffc90000013ff0: 0xffffffff81000012 0x0000000000000246"
+                    else:
+                        out = ""
+                    c.sendall(("%s\r\n%s\r\n(qemu) " % (cmd, out)).encode())
+                c.close()
+        threading.Thread(target=serve, daemon=True).start()
+
+    def setUp(self):
+        self.d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.d)
+        self.map = os.path.join(self.d, "System.map")
+        with open(self.map, "w") as f:
+            f.write("ffffffff81000000 T __svm_vcpu_run\nffffffff81000100 t error_entry\n"
+                    "ffffffff81000200 D some_data\nffffffff81001000 T _etext\n")
+
+    def test_state_of_a_stopped_vm(self):
+        path, seen = os.path.join(self.d, "mon"), []
+        self.fake_monitor(path, "paused (shutdown)", seen)
+        self.assertTrue(qemu.stopped(path))
+        dest = os.path.join(self.d, "stopped.txt")
+        line = qemu.hang_state(path, dest, self.map)
+        self.assertEqual(line, "CPU 0 at __svm_vcpu_run+0x10; CPU 1 at error_entry+0x23")
+        with open(dest) as f:
+            text = f.read()
+        self.assertIn("=== CPU 0: RIP __svm_vcpu_run+0x10, CR2 0000000000003024", text)
+        self.assertIn("vmrun", text)
+        # The stack up to the top of its 16 KiB: two words, one of them text.
+        self.assertIn("[ffffc90000013ff0+0] __svm_vcpu_run+0x12", text)
+        self.assertNotIn("0x246", text.split("newest first")[1].split("===")[0])
+        self.assertIn("cpu 1", seen)
+        self.assertLess(seen.index("stop"), seen.index("info registers -a"))
+
+    def test_running_vm_is_not_stopped(self):
+        path, seen = os.path.join(self.d, "mon"), []
+        self.fake_monitor(path, "running", seen)
+        self.assertFalse(qemu.stopped(path))
+        self.assertFalse(qemu.stopped(os.path.join(self.d, "none")))
