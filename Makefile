@@ -9,15 +9,16 @@ KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 # KVMGT=1 selects a kernel with KVMGT built in, as Debian builds it.
 # MMUS="npt tdp shadow" (which MMU configurations), GROUP=suite|stress
 # (which test group each boots), ONLY=test,test (only these tests).
-# EMULATORS="qemu7 qemu10": the QEMU builds that run the AMD test VM
-# (default qemu7, Debian 12's 7.2; qemu10 is Debian 13's 10.0).
+# EMULATORS="qemu7fix qemu7 qemu10": the QEMU builds that run the AMD test
+# VM (default qemu7fix, Debian 12's 7.2 rebuilt with qemu/*.patch; qemu7
+# is Debian 12's 7.2 as installed, qemu10 Debian 13's 10.0).
 # REPEAT=N: every test N times in its boot, every run counted (no second
 # run after an L2 shutdown), and a table of rates at the end.
 export DEBUG KVMGT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS EMULATORS REPEAT
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
 	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench \
-	dkms debian11-dkms check-dkms exports-check qemu10 clean distclean
+	dkms debian11-dkms check-dkms exports-check qemu10 qemu7fix clean distclean
 
 all: demo
 
@@ -61,7 +62,14 @@ mainline: deps
 qemu10: deps
 	@$(S)/deps.sh qemu10
 	@$(S)/fetch-qemu10.sh
-EMULATOR_DEPS := $(if $(filter qemu10,$(EMULATORS)),qemu10)
+# Debian 12's QEMU 7.2 rebuilt from its source package with qemu/*.patch
+# (the fix of the test VM's own failures, README): the emulator qemu7fix.
+qemu7fix: deps
+	@$(S)/deps.sh qemu7fix
+	@$(S)/build-qemu7fix.sh
+EMULATORS_USED := $(or $(strip $(EMULATORS)),qemu7fix)
+EMULATOR_DEPS := $(if $(filter qemu10,$(EMULATORS_USED)),qemu10) \
+		 $(if $(filter qemu7fix,$(EMULATORS_USED)),qemu7fix)
 
 # The harness's own tests first (recorded consoles, seconds, no QEMU),
 # everything built, then the suite under all three MMU configurations and
@@ -147,12 +155,12 @@ sparse: kernel
 # side, on the series and on mainline's ring, under the three AMD MMUs;
 # writes build/out/bench/dirty-modes.{csv,md} and plots.  QUICK=1: two
 # cells only; BENCH_KERNELS, MMUS narrow it.
-bench: initramfs mainline
+bench: initramfs mainline $(EMULATOR_DEPS)
 	@$(S)/deps.sh bench
 	@$(KVMTEST) bench
 
 # Benchmark: memslot metadata per page, pinned base vs series, side by side.
-bench-memslot: initramfs base-kernel
+bench-memslot: initramfs base-kernel $(EMULATOR_DEPS)
 	@$(KVMTEST) bench-memslot
 
 clean:

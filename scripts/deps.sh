@@ -13,6 +13,9 @@ pkgs=(build-essential bc bison flex libelf-dev libssl-dev ccache git xz-utils
 [ "${1:-}" = dkms ] && pkgs+=(debootstrap debhelper fakeroot dpkg-dev)
 # "deps.sh qemu10": the Debian 13 root of the second emulator.
 [ "${1:-}" = qemu10 ] && pkgs+=(debootstrap)
+# "deps.sh qemu7fix": building QEMU 7.2 from its Debian source package.
+[ "${1:-}" = qemu7fix ] && pkgs+=(curl dpkg-dev ninja-build meson pkg-config libglib2.0-dev
+				  libpixman-1-dev zlib1g-dev libfdt-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -75,6 +75,12 @@ QEMU10_PKG=qemu-system-x86
 QEMU10_VERSION=1:10.0.13+ds-0+deb13u1
 QEMU10_SHA256=5e841d0723a657fd8bc2e9e1a085d24f47fcb3e4a0f94762e6c38b429f22fbb1
 
+# The source of Debian 12's QEMU 7.2 (the installed qemu-system-x86 is its
+# binNMU +b3), rebuilt with qemu/*.patch as the emulator "qemu7fix"
+# (scripts/build-qemu7fix.sh): the .dsc pinned, which pins its tarballs.
+QEMU7_DSC=qemu_7.2+dfsg-7+deb12u18.dsc
+QEMU7_DSC_SHA256=6b6bd27b947ec89e40a1d6b26d9c9f3c698ca691da13163e0483f6061bbb20b3
+
 # Identity used for the work tree's commits and the exported series.
 PROJECT_NAME="KVM dirty tracking for 5.10"
 PROJECT_EMAIL="kvm-dirty-5.10@localhost"

@@ -12,11 +12,8 @@
 # /dev/kmsg, for a machine whose UART starves tty output), "plan N"
 # (top-level entries), then one line per entry: "test TIMEOUT NAME
 # COMMAND...", "skip NAME REASON", or "group NAME N" followed by its N
-# test/skip lines; "retry l2-shutdown": a failed test whose assertion
-# names a SHUTDOWN exit (the nested guest's triple fault that QEMU TCG's
-# nested paging causes now and then, README "Known problems") runs once
-# more, after the line "# kvmtest: retry: ...", and the second run's
-# result stands; the host reports the retry.  "anchor": hold an idle VM
+# test/skip lines; "trace EVENT,...": KVM trace events recorded through
+# the boot (trace_start).  "anchor": hold an idle VM
 # for the whole boot (a stock kernel with jump labels).  /modules/order,
 # if present: modules to load first.
 export PATH=/bin:/sbin:/tests
@@ -63,7 +60,6 @@ say "# cpus $(grep -c ^processor /proc/cpuinfo)"
 while read -r kind a b rest; do
 	case "$kind" in
 	boot) say "# boot $a" ;;
-	retry) retry=$a ;;
 	trace) trace=$a ;;
 	param) say "# param $a.$b=$(cat "/sys/module/$a/parameters/$b" 2>/dev/null || echo '(absent)')" ;;
 	esac
@@ -170,13 +166,6 @@ run_once() {
 	secs=$(($(uptime_s) - t0))
 }
 
-# A failure (not a timeout, a skip or a SIGKILL) whose assertion names
-# a SHUTDOWN exit.
-l2_shutdown() {
-	case $rc in 0|4|137) return 1 ;; esac
-	grep -A 12 'Test Assertion Failure' /tmp/out | grep -qw SHUTDOWN
-}
-
 # run_test INDENT NUMBER TIMEOUT NAME COMMAND...; sets $status to
 # ok, skip or fail.
 run_test() {
@@ -189,10 +178,6 @@ run_test() {
 	0|4|137) ;;
 	*) [ -z "$trace" ] || trace_tail | prefix "$ind# " ;;
 	esac
-	if [ "$retry" = l2-shutdown ] && l2_shutdown; then
-		say "$ind# kvmtest: retry: the first run ended in an L2 shutdown (exit=$rc after $secs s); running $name again"
-		run_once "$ind" "$tmo" "$@"
-	fi
 	if [ "$rc" = 0 ]; then
 		say "${ind}ok $num $name"; status=ok
 	elif [ "$rc" = 4 ]; then

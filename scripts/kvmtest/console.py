@@ -10,10 +10,8 @@ status here:
   - "ok" (exit 0) with 5.10's "..., skipping test" in the output is a
     skip: many of 5.10's print_skip() callers exit 0;
   - "# TIMEOUT" is a timeout; "exit=137" without one is a SIGKILL from
-    something else, the OOM killer for one, and says so;
-  - a test that /init ran twice because its first run ended in an L2
-    shutdown (the line RETRY, tests/init.sh) is judged by its second
-    run, and retried() says what ended the first.
+    something else, the OOM killer for one, and says so.
+Every run counts: nothing is run again.
 """
 import re
 from typing import List, Optional, Tuple
@@ -40,7 +38,6 @@ NOTICE = re.compile(r"(Speculative Return Stack Overflow: WARNING: See |"
 OOM = re.compile(r"(Out of memory: Killed process .*|Memory cgroup out of memory: Killed process .*)")
 PANIC = re.compile(r"Kernel panic - not syncing.*")
 SKIP_510 = "skipping test"
-RETRY = "kvmtest: retry: "
 ASSERT = "Test Assertion Failure"
 BACKTRACE = re.compile(r"^\s*\d+\s+0x[0-9a-f]+")
 
@@ -66,30 +63,8 @@ def assertion(lines: List[str]) -> str:
     return ""
 
 
-def _runs(lines: List[str]) -> Tuple[List[str], List[str]]:
-    """A result's output split at /init's retry line: the first run's
-    output and the second's (all of it and nothing if not retried)."""
-    for i, l in enumerate(lines):
-        if l.startswith(RETRY):
-            return lines[:i], lines[i + 1:]
-    return lines, []
-
-
-def retried(r: Result) -> str:
-    """What ended the first run of a test that ran twice, or ""."""
-    first, second = _runs(r.output)
-    if len(first) == len(r.output):
-        return ""
-    return assertion(first) or _last(first) or "?"
-
-
 def verdict(r: Result) -> Tuple[Status, str]:
     """The status of a leaf result, and why."""
-    first, second = _runs(r.output)
-    if len(first) < len(r.output):
-        # Judged by the second run; the kernel's lines of both count.
-        r = Result(r.number, r.name, r.ok, r.directive, r.reason, second, r.kernel,
-                   r.subtests, r.plan, r.secs, r.depth)
     oom = [m.group(1) for l in r.kernel for m in [OOM.search(l)] if m]
     s = splats(r.kernel)
     if oom:

@@ -233,8 +233,7 @@ def _write_doc(f, nodes: List[Node], header: List[str], depth: int, name: str = 
         f.write(line.rstrip() + "\n")
         diag = list(node.diag)
         if node.reason and status is not Status.SKIP and status is not Status.TIMEOUT:
-            # A failure's reason, or a pass with a story (run twice after
-            # an L2 shutdown).
+            # A failure's reason.
             diag = [node.reason] + diag
         for d in diag:
             f.write(("%s# %s" % (ind, d)).rstrip() + "\n")

@@ -31,10 +31,8 @@ def counts(outcomes):
     return n
 
 
-def summary_line(n, retried: int = 0) -> str:
+def summary_line(n) -> str:
     line = "%d passed" % n["passed"]
-    if retried:
-        line += " (%d when run again after an L2 shutdown)" % retried
     line += ", %d failed" % n["failed"]
     if n["skipped"]:
         line += ", %d skipped" % n["skipped"]
@@ -214,9 +212,6 @@ def report(results, out, name="results") -> int:
             if o.status.failed:
                 print("FAILED: %s/%s: %s (console log: %s)" % (o.boot, o.name, o.reason,
                                                               os.path.relpath(r.log, TOP)))
-            elif o.retried:
-                print("RUN TWICE: %s/%s: %s (console log: %s)" % (
-                    o.boot, o.name, o.reason, os.path.relpath(r.log, TOP)))
     print_migrations(migration_rows(results))
     print_rates(results)
     n = counts(outcomes)
@@ -231,7 +226,7 @@ def report(results, out, name="results") -> int:
     else:
         log("%s: TAP::Parser reads %d tests, the same counts" % (
             os.path.relpath(tap, TOP), seen["run"]))
-    print(summary_line(n, sum(1 for o in outcomes if o.retried and not o.status.failed)))
+    print(summary_line(n))
     return rc
 
 

@@ -34,9 +34,6 @@ class Outcome:
     secs: float = 0.0
     output: List[str] = field(default_factory=list)
     kernel: List[str] = field(default_factory=list)
-    # Ran twice (an L2 shutdown in the first run, tests/init.sh): what
-    # ended the first run.
-    retried: str = ""
 
 
 @dataclass
@@ -72,7 +69,6 @@ class BootRun:
         self.on_outcome = on_outcome
         self.t0 = time.monotonic()
         self.t_last: Optional[float] = None     # the plan or the last leaf result
-        self.t_retry: Optional[float] = None    # the current test's second run
         self.ended: Optional[qemu.End] = None
         self.aborted = False
 
@@ -82,8 +78,7 @@ class BootRun:
             return self.t0 + self.boot_timeout
         i = len(self.outcomes)
         tmo = self.leaves[i].timeout if i < len(self.leaves) else 0
-        # A test run again has its timeout again.
-        return (self.t_retry or self.t_last) + tmo + self.grace
+        return self.t_last + tmo + self.grace
 
     # -- events -------------------------------------------------------
     def feed(self, ev: qemu.Event) -> bool:
@@ -91,8 +86,6 @@ class BootRun:
         if isinstance(ev, qemu.End):
             self.ended = ev
             return False
-        if console.RETRY in ev.text and self.boot.retry:
-            self.t_retry = ev.t
         for kind, val in self.parser.feed(ev.text):
             if kind == "preamble":
                 self.preamble.append(val)
@@ -147,14 +140,8 @@ class BootRun:
         if status is Status.SKIP and no_skips and not self.leaves[i].skip:
             status, why = Status.FAIL, "skipped (%s) on a kernel where every test must run: %s" % (
                 why, no_skips)
-        again = console.retried(r)
-        if again and status is Status.PASS:
-            why = "passed when run again; its first run ended in an L2 shutdown: " + again
-        elif again:
-            why += " (its second run; the first ended in an L2 shutdown: %s)" % again
         self._emit(Outcome(self.boot.name, r.name, status, why,
-                           t - (self.t_last or t), r.output, r.kernel, again))
-        self.t_retry = None
+                           t - (self.t_last or t), r.output, r.kernel))
         self.t_last = t
         return True
 

@@ -183,12 +183,6 @@ class Boot:
         return [t for e in self.entries for t in e.tests]
 
     @property
-    def retry(self) -> bool:
-        """Whether a test that ends in an L2 shutdown runs once more: where
-        the MMU has that problem, in the groups that allow it."""
-        return self.mmu.retry_l2_shutdown and GROUPS[self.group].retry and self.repeat == 1
-
-    @property
     def anchor(self) -> bool:
         return KERNELS[self.kernel].anchor
 
@@ -205,7 +199,8 @@ class Boot:
         e = EMULATORS[self.emulator]
         return [(f, k.target) for f in (k.image,) + k.archives] + \
             [(a, "initramfs") for a in self.archives() if a not in k.archives] + \
-            ([(e.binary, e.target)] if e.target else [])
+            ([(e.binary, e.target)] if e.target and MACHINES[self.mmu.machine].emulators
+             else [])
 
     def archives(self) -> List[str]:
         """The archives this boot's kernel and tests need (ARCHIVES), in
@@ -224,8 +219,6 @@ class Boot:
         out.append("output %s" % MACHINES[self.mmu.machine].output)
         if self.anchor:
             out.append("anchor")
-        if self.retry:
-            out.append("retry l2-shutdown")
         if self.trace:
             out.append("trace %s" % ",".join(self.trace))
         out.append("plan %d" % len(self.entries))

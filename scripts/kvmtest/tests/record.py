@@ -24,28 +24,6 @@ def misc_boot() -> Boot:
     return Boot(suite.MMUS["npt"], "suite", [Entry(t.name, [t], False) for t in tests])
 
 
-def retry_boot(mmu: str = "npt", group: str = "suite") -> Boot:
-    """/init's second run of a test that ended in an L2 shutdown: the
-    assertion 5.10's dirty_log_test printed in the CI run of 2026-11-29,
-    once, twice, and a failure of another kind (never run again)."""
-    # The marker is spelled out only at run time, so that the command
-    # line /init echoes does not hold it.
-    sh = "sh -c '%s'"
-    fail = 'a=Assertion; echo "==== Test $a Failure ===="; '
-    shutdown = fail + ('echo "  dirty_log_test.c:439: false"; echo "  pid=125 tid=129 - Success"; '
-                       'echo "  Invalid guest sync status: exit_reason=SHUTDOWN"; exit 254')
-    tests = [
-        Test("shutdown_once", 30, sh % ("[ -e /tmp/once ] && echo fine && exit 0; "
-                                        "touch /tmp/once; " + shutdown)),
-        Test("shutdown_twice", 30, sh % shutdown),
-        Test("other_failure", 30, sh % (fail + 'echo "  dirty_log_test.c:275: false"; '
-                                        'echo "  pid=1 tid=1 - Success"; '
-                                        'echo "  Set page 4216 value 10 incorrect"; exit 254')),
-        Test("passes", 30, "true"),
-    ]
-    return Boot(suite.MMUS[mmu], group, [Entry(t.name, [t], False) for t in tests])
-
-
 def main(dest):
     os.makedirs(dest, exist_ok=True)
     kernel = os.path.join(OUT, "bzImage")
@@ -67,9 +45,6 @@ def main(dest):
     r = run.boot_vm(b, kernel, empty, dest)
     os.rename(os.path.join(dest, "console-npt.log"), os.path.join(dest, "no-init.log"))
     os.unlink(empty)
-    print([(o.name, o.status.value, o.reason) for o in r.outcomes])
-    r = run.boot_vm(retry_boot(), kernel, initramfs, dest)
-    os.rename(os.path.join(dest, "console-npt.log"), os.path.join(dest, "retry.log"))
     print([(o.name, o.status.value, o.reason) for o in r.outcomes])
 
 

@@ -12,7 +12,7 @@ import time
 import unittest
 
 from kvmtest import __main__ as cli
-from kvmtest import bochs, ktap, matrix, qemu, run, suite
+from kvmtest import bochs, console, ktap, matrix, qemu, run, suite
 from kvmtest.ktap import Status
 from kvmtest.tests import record
 
@@ -103,8 +103,12 @@ class SuiteList(unittest.TestCase):
         self.assertEqual(base.archives(), [])
         mig = suite.select(r, "npt", "migrate", kernel="base")
         self.assertEqual((mig.name, mig.archives()), ("npt-base-migrate", ["migrate.cpio.gz"]))
+        # ... and the default emulator, which make qemu7fix builds.
         self.assertEqual(mig.needs(), [("bench/bzImage-base", "base-kernel"),
-                                       ("migrate.cpio.gz", "initramfs")])
+                                       ("migrate.cpio.gz", "initramfs"),
+                                       ("qemu7fix/qemu-system-x86_64", "qemu7fix")])
+        self.assertEqual(suite.select(r, "npt", kernel="base", emulator="qemu7").needs(),
+                         [("bench/bzImage-base", "base-kernel")])
         self.assertEqual(suite.select(r, "npt", "migrate").entries, [])
         with self.assertRaisesRegex(suite.SuiteError, "unknown group 'x'"):
             suite.parse("m npt:x 10 true\n")
@@ -122,8 +126,9 @@ class SuiteList(unittest.TestCase):
         self.assertEqual((q.name, q.needs()), ("npt-qemu10", [("bzImage", "initramfs"),
             (matrix.EMULATORS["qemu10"].binary, "qemu10")]))
         self.assertEqual([b.name for b in matrix.select_boots(
-            r, suite.VARIANTS["lean"], ["npt"], "suite", [], emulators=("qemu7", "qemu10"))],
-            ["npt", "npt-qemu10"])
+            r, suite.VARIANTS["lean"], ["npt"], "suite", [],
+            emulators=("qemu7fix", "qemu7", "qemu10"))],
+            ["npt", "npt-qemu7", "npt-qemu10"])
         # A modular kernel brings its modules first.
         ml = suite.select(suite.parse("a npt@mainline 10 migrate x\n"), "npt", kernel="mainline")
         self.assertEqual(ml.archives(), ["mainline/modules.cpio.gz", "migrate.cpio.gz"])
@@ -137,8 +142,6 @@ class SuiteList(unittest.TestCase):
         self.assertIn("ring_r3", names)
         self.assertIn("ring_abi_r2", [t.name for t in b.leaves()])
         self.assertEqual({t.group for t in b.leaves() if t.name == "ring_abi_r2"}, {"ring_r2"})
-        self.assertFalse(b.retry)
-        self.assertNotIn("retry l2-shutdown", b.plan_text().splitlines())
         self.assertEqual(matrix.repeat({"REPEAT": "30"}), 30)
         with self.assertRaises(suite.SuiteError):
             matrix.repeat({"REPEAT": "0"})
@@ -164,17 +167,8 @@ class SuiteList(unittest.TestCase):
     def test_plan_text(self):
         b = pass_skip_boot()
         lines = b.plan_text().splitlines()
-        self.assertEqual(lines[:6], ["boot npt", "param kvm tdp_mmu", "param kvm_amd npt",
-                                     "output tty", "retry l2-shutdown", "plan 6"])
-        # No second runs under shadow paging, on Bochs, in the group
-        # that counts the L2 shutdowns, or in the benchmarks.
-        records = suite.parse(PASS_SKIP_SUITE.replace(" npt ", " npt,shadow,pml,tdp:stress "))
-        for mmu, group in (("shadow", "suite"), ("pml", "suite"), ("tdp", "stress")):
-            b = suite.select(records, mmu, group)
-            self.assertTrue(b.entries, (mmu, group))
-            self.assertNotIn("retry l2-shutdown", b.plan_text().splitlines(), (mmu, group))
-        from kvmtest import bench
-        self.assertFalse(bench.boot("series", "npt", True).retry)
+        self.assertEqual(lines[:5], ["boot npt", "param kvm tdp_mmu", "param kvm_amd npt",
+                                     "output tty", "plan 6"])
         self.assertIn("group ring 6", lines)
         self.assertIn("test 300 ring_abi dirty_ring_test -t abi", lines)
         self.assertTrue(any(l.startswith("skip demand_paging_uffd userfaultfd") for l in lines))
@@ -206,7 +200,8 @@ class EveryTargetBuildsWhatItBoots(unittest.TestCase):
              ("vm", {}), ("vm", {"MMU": "shadow"}), ("vm", {"MMU": "pml"}),
              ("vm", {"MMU": "shadow", "DEBUG": "1"}), ("migrate", {}), ("check-dkms", {}),
              ("check", {"EMULATORS": "qemu7 qemu10"}), ("migrate", {"EMULATORS": "qemu10"}),
-             ("demo", {"EMULATORS": "qemu10"}), ("vm", {"EMULATORS": "qemu10"})]
+             ("demo", {"EMULATORS": "qemu10"}), ("vm", {"EMULATORS": "qemu10"}),
+             ("check", {"EMULATORS": "qemu7fix", "GROUP": "stress"})]
 
     def test_targets(self):
         if not shutil.which("make"):
@@ -434,37 +429,25 @@ class RecordedConsoles(unittest.TestCase):
         self.assertIn("QEMU exit status 0; QEMU's log: Triple fault",
                       o["memslot_metadata"].reason)
 
-    def test_l2_shutdown_runs_twice(self):
-        # A real boot (record.retry_boot): /init ran the two tests that
-        # ended in an L2 shutdown again, not the other failure.
-        res = replay("retry.log", record.retry_boot())
-        o = {o.name: o for o in res.outcomes}
-        self.assertEqual(table(res), [("shutdown_once", Status.PASS),
-                                      ("shutdown_twice", Status.FAIL),
-                                      ("other_failure", Status.FAIL),
-                                      ("passes", Status.PASS)])
-        self.assertIn("exit_reason=SHUTDOWN", o["shutdown_once"].retried)
-        self.assertTrue(o["shutdown_once"].reason.startswith(
-            "passed when run again; its first run ended in an L2 shutdown: "
-            "dirty_log_test.c:439: false"), o["shutdown_once"].reason)
-        self.assertIn("its second run; the first ended in an L2 shutdown",
-                      o["shutdown_twice"].reason)
-        self.assertEqual(o["other_failure"].retried, "")
-        self.assertIn("Set page 4216 value 10 incorrect", o["other_failure"].reason)
-        self.assertEqual(o["passes"].retried, "")
-        self.assertEqual(res.problems, [])
-        # The report says so: the summary, and the TAP document.
-        self.assertEqual(cli.summary_line(cli.counts(res.outcomes), 1),
-                         "2 passed (1 when run again after an L2 shutdown), 2 failed")
-        with tempfile.TemporaryDirectory() as d:
-            tap = os.path.join(d, "r.tap")
-            cli.write_tap(tap, [res])
-            with open(tap) as f:
-                text = f.read()
-            seen, errors = cli.tap_consumer_counts(tap)
-        self.assertIn("    ok 1 shutdown_once\n    # passed when run again", text)
-        self.assertEqual(errors, [])
-        self.assertEqual((seen["passed"], seen["failed"]), (2, 2))
+    def test_l2_shutdown_is_a_failure(self):
+        """An L2 shutdown fails its test at once: nothing runs a test
+        again (the machine's L2 shutdowns were QEMU's, qemu/0001-*.patch)."""
+        r = ktap.Result(1, "dirty_log", False, "exit=254", "", [
+            "==== Test Assertion Failure ====", "  dirty_log_test.c:439: false",
+            "  pid=125 tid=129 - Success", "  Invalid guest sync status: exit_reason=SHUTDOWN"])
+        status, why = console.verdict(r)
+        self.assertEqual(status, Status.FAIL)
+        self.assertIn("exit_reason=SHUTDOWN", why)
+        for group in matrix.GROUPS:
+            try:
+                _, rows = matrix.boots("check", {"GROUP": group})
+            except suite.SuiteError:
+                continue
+            for b in rows:
+                self.assertFalse([l for l in b.plan_text().splitlines()
+                                  if l.startswith("retry")], b.name)
+        with open(os.path.join(suite.TOP, "tests", "init.sh")) as f:
+            self.assertEqual(f.read().count('run_once "$ind" "$tmo" "$@"'), 1)
 
     def test_host_deadline(self):
         res = replay("host-deadline.log", pass_skip_boot())
@@ -530,16 +513,6 @@ class Matrix(unittest.TestCase):
         self.assertEqual([b.name for b in rows], ["shadow-debian11-dkms", "pml"])
         with self.assertRaisesRegex(suite.SuiteError, "BOOTS names no boot of this run: npt-x"):
             matrix.boots("check", {"BOOTS": "npt-x"})
-
-    def test_one_retry_rule(self):
-        """A test ending in an L2 shutdown runs again only under nested
-        paging on QEMU, and never in the groups that count them."""
-        _, rows = matrix.boots("check", {})
-        self.assertEqual({b.name for b in rows if b.retry}, {"npt", "tdp"})
-        _, rows = matrix.boots("check", {"GROUP": "stress"})
-        self.assertEqual([b.name for b in rows if b.retry], [])
-        for b in rows:
-            self.assertEqual("retry l2-shutdown" in b.plan_text().splitlines(), b.retry)
 
     def test_cmdline(self):
         _, rows = matrix.boots("check", {"BOOTS": "pml,tdp"})

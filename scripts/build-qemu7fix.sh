@@ -1,0 +1,68 @@
+#!/bin/bash
+# Debian 12's QEMU 7.2 (the test VM's default emulator, qemu-system-x86
+# 1:7.2+dfsg-7+deb12u18) rebuilt from its Debian source package with the
+# fixes in qemu/*.patch, as the emulator "qemu7fix" of the boot matrix
+# (matrix.py's EMULATORS): build/out/qemu7fix/qemu-system-x86_64.  The
+# .dsc is pinned by SHA-256 (dpkg-source checks the tarballs it lists);
+# the sources are cached in build/cache/.  Only the x86_64 system
+# emulator with TCG is built, with ccache; the firmware is Debian's
+# (/usr/share/qemu and /usr/share/seabios, which the wrapper names as
+# Debian's own build has them in its firmware path).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+dest=$OUT/qemu7fix
+work=$BUILD/qemu7fix
+wrapper=$dest/qemu-system-x86_64
+want="$QEMU7_DSC_SHA256 $(cat "$TOP"/qemu/*.patch | sha256sum | cut -d' ' -f1)"
+if [ -x "$wrapper" ] && [ "$(cat "$dest/stamp" 2>/dev/null)" = "$want" ]; then
+	log "QEMU 7.2 with qemu/*.patch: up to date ($("$wrapper" --version | head -1))"
+	exit 0
+fi
+
+mkdir -p "$CACHE" "$work" "$dest"
+pool=http://deb.debian.org/debian/pool/main/q/qemu
+dsc=$CACHE/$QEMU7_DSC
+if ! echo "$QEMU7_DSC_SHA256  $dsc" | sha256sum -c --quiet - 2>/dev/null; then
+	curl -fsS -o "$dsc" "$pool/$QEMU7_DSC" || die "download of $QEMU7_DSC failed"
+	echo "$QEMU7_DSC_SHA256  $dsc" | sha256sum -c --quiet - || die "$QEMU7_DSC: SHA-256 mismatch"
+fi
+for f in $(awk '/^Checksums-Sha256:/ {s=1; next} /^[^ ]/ {s=0} s {print $3}' "$dsc"); do
+	[ -f "$CACHE/$f" ] || curl -fsS -o "$CACHE/$f" "$pool/$f" || die "download of $f failed"
+done
+
+# Debian's source with Debian's patches (dpkg-source checks every file
+# against the .dsc), then ours.
+rm -rf "$work/src"
+dpkg-source -x "$dsc" "$work/src" >"$work/dpkg-source.log" 2>&1 ||
+	die "dpkg-source -x $QEMU7_DSC failed ($work/dpkg-source.log)"
+for p in "$TOP"/qemu/*.patch; do
+	patch -d "$work/src" -p1 -s <"$p" || die "$(basename "$p") does not apply"
+done
+
+use_ccache "$work"
+rm -rf "$work/b"
+mkdir -p "$work/b"
+ver=$(sed -n 's/^Version: //p' "$dsc")
+pkgversion="Debian $ver with $(cd "$TOP/qemu" && ls -- *.patch | sed 's/-.*//' | tr '\n' ' ' |
+	sed 's/ $//; s/ /, /g') of qemu/"
+(cd "$work/b" && "$work/src/configure" --target-list=x86_64-softmmu --cc="$KCC" \
+	--with-pkgversion="$pkgversion" \
+	--disable-docs --disable-werror --disable-tools --disable-guest-agent \
+	--disable-gtk --disable-sdl --disable-vnc --disable-opengl --disable-spice \
+	--disable-xen --disable-curses --disable-libusb --disable-usb-redir \
+	--disable-capstone --disable-slirp) >"$work/configure.log" 2>&1 ||
+	die "configure failed ($work/configure.log)"
+run_logged "building QEMU 7.2 with qemu/*.patch (ninja -j$JOBS)" "$work/build.log" \
+	ninja -C "$work/b" -j"$JOBS" qemu-system-x86_64
+
+cat >"$wrapper" <<EOT
+#!/bin/sh
+# Debian 12's QEMU 7.2 with qemu/*.patch, made by scripts/build-qemu7fix.sh;
+# Debian's firmware.
+exec "$work/b/qemu-system-x86_64" -L /usr/share/qemu -L /usr/share/seabios "\$@"
+EOT
+chmod +x "$wrapper"
+"$wrapper" --version >"$dest/version" || die "$wrapper --version failed"
+echo "$want" >"$dest/stamp"
+log "QEMU 7.2 with qemu/*.patch: $(head -1 "$dest/version") (${wrapper#$TOP/})"
