@@ -23,7 +23,7 @@ fi
 mkdir -p "$CACHE" "$work" "$dest"
 pool=http://deb.debian.org/debian/pool/main/q/qemu
 dsc=$CACHE/$QEMU7_DSC
-if ! echo "$QEMU7_DSC_SHA256  $dsc" | sha256sum -c --quiet - 2>/dev/null; then
+if ! [ -f "$dsc" ] || ! echo "$QEMU7_DSC_SHA256  $dsc" | sha256sum -c --quiet - >/dev/null 2>&1; then
 	curl -fsS -o "$dsc" "$pool/$QEMU7_DSC" || die "download of $QEMU7_DSC failed"
 	echo "$QEMU7_DSC_SHA256  $dsc" | sha256sum -c --quiet - || die "$QEMU7_DSC: SHA-256 mismatch"
 fi
