@@ -10,6 +10,7 @@ plan (/plan).  boots() is how every subcommand selects its rows: by
 kernel (SUBCOMMAND_KERNELS, KERNEL=), MMU (MMUS=, MMU=), group (GROUP=),
 tests (ONLY=) and boot name (BOOTS=).
 """
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -328,6 +329,5 @@ def boots(cmd: str, env=os.environ, mmus=None, group=None, only=None):
         raise SuiteError("TRACE=%s: KVM trace events (kvm_exit,kvm_entry,...), not %s" % (
             ",".join(trace), ", ".join(bad)))
     if trace:
-        import dataclasses
         rows = [dataclasses.replace(b, trace=tuple(trace)) for b in rows]
     return variant, rows

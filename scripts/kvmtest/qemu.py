@@ -231,6 +231,16 @@ def boot_initrd(base: str, files: Dict[str, bytes], dest: str,
     return dest
 
 
+def _read_state(on_deadline: Optional[Callable[[], str]]) -> str:
+    """on_deadline()'s account of a stopped or hung VM, or why there is none."""
+    if not on_deadline:
+        return ""
+    try:
+        return on_deadline()
+    except (OSError, ValueError, AttributeError) as e:
+        return "the monitor did not answer: %s" % e
+
+
 def console(cmd: List[str], deadline: Callable[[], float],
             poll: float = 1.0, qlog: Optional[str] = None,
             on_deadline: Optional[Callable[[], str]] = None,
@@ -249,12 +259,7 @@ def console(cmd: List[str], deadline: Callable[[], float],
     try:
         while True:
             if time.monotonic() > deadline():
-                detail = ""
-                if on_deadline and proc.poll() is None:
-                    try:
-                        detail = on_deadline()
-                    except (OSError, ValueError, AttributeError) as e:
-                        detail = "the monitor did not answer: %s" % e
+                detail = _read_state(on_deadline) if proc.poll() is None else ""
                 proc.kill()
                 proc.wait()
                 if buf:
@@ -265,11 +270,9 @@ def console(cmd: List[str], deadline: Callable[[], float],
             if not r:
                 if monitor and proc.poll() is None and stopped(monitor):
                     detail = end_detail(qlog)
-                    if detail and on_deadline:
-                        try:
-                            detail += "; stopped: " + on_deadline()
-                        except (OSError, ValueError, AttributeError) as e:
-                            detail += "; the monitor did not answer: %s" % e
+                    state = _read_state(on_deadline) if detail else ""
+                    if state:
+                        detail += "; stopped: " + state
                     proc.kill()
                     proc.wait()
                     if buf:
