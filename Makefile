@@ -12,8 +12,8 @@ KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 # EMULATORS="qemu7fix qemu7 qemu10": the QEMU builds that run the AMD test
 # VM (default qemu7fix, Debian 12's 7.2 rebuilt with qemu/*.patch; qemu7
 # is Debian 12's 7.2 as installed, qemu10 Debian 13's 10.0).
-# REPEAT=N: every test N times in its boot, every run counted (no second
-# run after an L2 shutdown), and a table of rates at the end.
+# REPEAT=N: every test N times in its boot, every run counted, and a table
+# of rates at the end.
 export DEBUG KVMGT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS EMULATORS REPEAT
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \

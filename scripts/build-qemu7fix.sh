@@ -23,12 +23,19 @@ fi
 mkdir -p "$CACHE" "$work" "$dest"
 pool=http://deb.debian.org/debian/pool/main/q/qemu
 dsc=$CACHE/$QEMU7_DSC
+# fetch FILE: from Debian's pool into the cache, under its name only once
+# complete (an interrupted download must not pass for a cached file;
+# dpkg-source checks the tarballs' SHA-256 against the .dsc).
+fetch() {
+	curl -fsS -o "$CACHE/$1.part" "$pool/$1" || die "download of $1 failed"
+	mv "$CACHE/$1.part" "$CACHE/$1"
+}
 if ! [ -f "$dsc" ] || ! echo "$QEMU7_DSC_SHA256  $dsc" | sha256sum -c --quiet - >/dev/null 2>&1; then
-	curl -fsS -o "$dsc" "$pool/$QEMU7_DSC" || die "download of $QEMU7_DSC failed"
+	fetch "$QEMU7_DSC"
 	echo "$QEMU7_DSC_SHA256  $dsc" | sha256sum -c --quiet - || die "$QEMU7_DSC: SHA-256 mismatch"
 fi
 for f in $(awk '/^Checksums-Sha256:/ {s=1; next} /^[^ ]/ {s=0} s {print $3}' "$dsc"); do
-	[ -f "$CACHE/$f" ] || curl -fsS -o "$CACHE/$f" "$pool/$f" || die "download of $f failed"
+	[ -f "$CACHE/$f" ] || fetch "$f"
 done
 
 # Debian's source with Debian's patches (dpkg-source checks every file
