@@ -3,6 +3,7 @@
 # through ccache) and the uapi headers the selftests compile against.
 #   DEBUG=1   also merge config/kvm-debug.config (KASAN, lockdep, ...)
 #   KVMGT=1   also merge config/kvm-kvmgt.config (i915, GVT-g, KVMGT)
+#   FAULT=1   the series with tests/fault/*.patch, in build/linux-fault
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -13,7 +14,14 @@ if [ "$TREE" != "$MAIN_TREE" ]; then
 		git -C "$MAIN_TREE" worktree prune
 		git -C "$MAIN_TREE" worktree add -q --detach "$TREE" HEAD
 	fi
-	git -C "$TREE" checkout -q --detach "$(git -C "$MAIN_TREE" rev-parse HEAD)"
+	git -C "$TREE" checkout -q -f --detach "$(git -C "$MAIN_TREE" rev-parse HEAD)"
+	if [ "${FAULT:-0}" = 1 ]; then
+		# The fault injection on top, uncommitted: a test kernel only.
+		for p in "$TOP"/tests/fault/*.patch; do
+			git -C "$TREE" apply "$p" || die "tests/fault: $p does not apply"
+		done
+		log "fault-injected kernel: $(ls "$TOP"/tests/fault/*.patch | xargs -n1 basename)"
+	fi
 fi
 mkdir -p "$OUT"
 

@@ -9,12 +9,17 @@ MAIN_TREE=$BUILD/linux
 # worktree of its own, so that switching does not rebuild everything.
 # KVMGT=1: the same with i915, GVT-g and KVMGT built in
 # (config/kvm-kvmgt.config), in build/linux-kvmgt.
+# FAULT=1: the series with the fault injection of tests/fault/*.patch
+# (never part of patches/), in build/linux-fault.
 if [ "${DEBUG:-0}" = 1 ]; then
 	TREE=${TREE:-$BUILD/linux-debug}
 	OUT=${OUT:-$BUILD/out-debug}
 elif [ "${KVMGT:-0}" = 1 ]; then
 	TREE=${TREE:-$BUILD/linux-kvmgt}
 	OUT=${OUT:-$BUILD/out-kvmgt}
+elif [ "${FAULT:-0}" = 1 ]; then
+	TREE=${TREE:-$BUILD/linux-fault}
+	OUT=${OUT:-$BUILD/out-fault}
 else
 	TREE=${TREE:-$BUILD/linux}
 	OUT=${OUT:-$BUILD/out}

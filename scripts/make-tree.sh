@@ -20,7 +20,7 @@ if [ -d "$TREE/.git" ] && ! git_tree rev-parse -q --verify "refs/tags/$BASE_TAG"
 	bundle=$BUILD/linux-$old.bundle
 	git_tree bundle create -q "$bundle" --all 2>/dev/null || true
 	log "build/linux is on $old, the base is now $BASE_TAG: re-creating it (its commits: ${bundle#$TOP/})"
-	rm -rf "$TREE" "$BUILD/bisect" "$BUILD/i386" "$BUILD/linux-debug" "$BUILD/linux-kvmgt" \
+	rm -rf "$TREE" "$BUILD/bisect" "$BUILD/i386" "$BUILD/linux-debug" "$BUILD/linux-kvmgt" "$BUILD/linux-fault" \
 		"$BUILD/bench-base"
 fi
 

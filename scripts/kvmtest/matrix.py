@@ -3,9 +3,8 @@
 A row is a kernel (KERNELS) on a machine with an MMU configuration
 (MACHINES, MMUS), running one test group (GROUPS) of one build variant
 (VARIANTS).  From these tables a row (suite.Boot) has its kernel command
-line, whether /init holds the anchor VM, whether a test that ends in an
-L2 shutdown runs once more, and the build outputs it needs with the make
-targets that build them; the guest learns what it must from the row's
+line, whether /init holds the anchor VM, and the build outputs it needs
+with the make targets that build them; the guest learns what it must from the row's
 plan (/plan).  boots() is how every subcommand selects its rows: by
 kernel (SUBCOMMAND_KERNELS, KERNEL=), MMU (MMUS=, MMU=), group (GROUP=),
 tests (ONLY=) and boot name (BOOTS=).
@@ -35,6 +34,7 @@ GROUPS = {g.name: g for g in (
     Group("stress"),
     Group("migrate"),           # make migrate
     Group("dkms"),              # make check-dkms
+    Group("fault"),             # make check-fault
     Group("intel"),             # GROUP=intel: the other Intel configurations
     # The benchmark's figures come from one run; "bench2" runs the cells
     # left after a hang of the test VM in a boot of their own.
@@ -239,6 +239,9 @@ VARIANTS = {v.name: v for v in (
     # built but no vGPU registered with it.
     Variant("kvmgt", "KVMGT", only=("memslot_metadata", "svm_nested_paging"),
             machines=("qemu-amd",)),
+    # The series with tests/fault/*.patch: the migration test must see
+    # the dirty pages it loses on request.
+    Variant("fault", "FAULT", test_set="fault", machines=("qemu-amd",)),
 )}
 
 

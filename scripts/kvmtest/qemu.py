@@ -162,8 +162,8 @@ def stopped(monitor: str) -> bool:
 def hang_state(monitor: str, dest: str, system_map: Optional[str] = None,
                stack_bytes: int = 16384) -> str:
     """A test VM that missed its deadline, read through its monitor before
-    it is killed: every CPU's registers, the instructions at its RIP and
-    its kernel stack up to the top of the THREAD_SIZE (16 KiB) stack,
+    it is killed: every CPU's registers, the instructions at its RIP, its
+    local APIC and its kernel stack up to the top of the THREAD_SIZE (16 KiB) stack,
     each word that is a kernel text address symbolized (a guessed
     backtrace, newest first), into dest.  Returns one line: each CPU's
     RIP, symbolized."""
@@ -183,7 +183,10 @@ def hang_state(monitor: str, dest: str, system_map: Optional[str] = None,
         summary.append("CPU %d at %s" % (cpu, where))
         m.cmd("cpu %d" % cpu)
         out += ["=== CPU %d: RIP %s, CR2 %s" % (cpu, where, cr2.group(1) if cr2 else "?"),
-                m.cmd("x/16i 0x%x" % rip)]
+                m.cmd("x/16i 0x%x" % rip),
+                # Interrupts requested but not taken (IRR) show a CPU
+                # that no longer accepts them.
+                "=== CPU %d: info lapic" % cpu, m.cmd("info lapic")]
         top = (rsp | (stack_bytes - 1)) + 1
         words = min((top - rsp) // 8, stack_bytes // 8)
         trace = []

@@ -116,7 +116,8 @@ def tap_consumer_counts(path):
 MIGRATE_LINE = re.compile(r"^\s*migrate: (.*)$")
 MIGRATE_COLUMNS = (
     ("boot", "boot"), ("test", "test"), ("mode", "mode"), ("vcpus", "vCPUs"),
-    ("rounds", "rounds"), ("pages", "pages sent"), ("dirty-pages-rate", "dirty pages/s"),
+    ("rounds", "rounds"), ("pages-per-round", "pages sent per round"),
+    ("guest-writes-per-s", "guest page writes/s"),
     ("downtime-ms", "downtime ms"), ("total-ms", "total ms"),
     ("ring-full-exits", "ring-full exits"), ("guest-passes", "guest passes"),
     ("result", "memory"))

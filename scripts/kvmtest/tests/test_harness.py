@@ -52,7 +52,8 @@ def table(res):
 class SuiteList(unittest.TestCase):
     def test_the_real_suite_list(self):
         records = suite.load()
-        self.assertEqual(suite.groups(records), ["dkms", "intel", "migrate", "stress", "suite"])
+        self.assertEqual(suite.groups(records),
+                         ["dkms", "fault", "intel", "migrate", "stress", "suite"])
         for m in suite.MMUS:
             b = suite.select(records, m)
             names = [t.name for t in b.leaves()]
@@ -707,12 +708,13 @@ class MigrationChecker(unittest.TestCase):
         self.assertIn("state", msg)
 
     def test_identical(self):
-        self.assertIsNone(self.m.compare(*self.dumps(64)))
+        self.assertEqual(self.m.differences(*self.dumps(64)), ([], []))
 
     def test_one_byte_named(self):
         for off in (0, 4095, 4096 * 37 + 1000, 64 * 4096 - 1):
-            msg = self.m.compare(*self.dumps(64, change=off))
-            self.assertIsNotNone(msg, off)
+            pages, d = self.m.differences(*self.dumps(64, change=off))
+            self.assertEqual((pages, [x[0] for x in d]), ([off // 4096], [off // 4096]), off)
+            msg = self.m.lost_page(*d[0])
             self.assertIn("page %d (guest physical 0x%x) first differs at byte 0x%x:" % (
                 off // 4096, off // 4096 * 4096, off % 4096), msg)
 
@@ -721,7 +723,34 @@ class MigrationChecker(unittest.TestCase):
         with open(b, "ab") as f:
             f.write(b"x")
         with self.assertRaises(self.m.Fail):
-            self.m.compare(a, b)
+            self.m.differences(a, b)
+
+    def payload_page(self, page, gen, writer, region, epoch):
+        words = (page, gen, writer << 24 | region << 16 | epoch, ~(page ^ gen) & 0xffffffff)
+        return b"".join(w.to_bytes(4, "little") for w in words) + bytes(4096 - 16)
+
+    def test_lost_pages_named_from_their_headers(self):
+        """A stale page is told as the write the destination lacks."""
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        src = [self.payload_page(p, 1, p % 2, 3, 0) for p in range(16)]
+        dst = list(src)
+        src[5] = self.payload_page(5, 2, 1, 3, 7)
+        src[9] = self.payload_page(9, 40, 1, 1, 12)
+        dst[9] = self.payload_page(9, 38, 1, 1, 11)
+        paths = []
+        for name, pages in (("a", src), ("b", dst)):
+            paths.append(os.path.join(d, name))
+            with open(paths[-1], "wb") as f:
+                f.write(b"".join(pages))
+        pages, diffs = self.m.differences(*paths)
+        self.assertEqual(pages, [5, 9])
+        self.assertEqual([self.m.lost_page(*x) for x in diffs], [
+            "page 5 (once, writer 1): the source's generation 2, written in epoch 7, is "
+            "generation 1 (epoch 0) on the destination",
+            "page 9 (hot, writer 1): the source's generation 40, written in epoch 12, is "
+            "generation 38 (epoch 11) on the destination"])
+        self.assertEqual(self.m.payload_pages(paths[0]), [])   # all below 4 MiB
 
 
 class StoppedVmState(unittest.TestCase):
