@@ -19,7 +19,7 @@ export DEBUG KVMGT FAULT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS EMULATOR
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
 	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench \
-	dkms debian11-dkms check-dkms check-fault exports-check qemu10 qemu7fix clean distclean
+	dkms debian11-dkms check-dkms check-fault exports-check qemu10 qemu7fix qtest qemu10-client clean distclean
 
 all: demo
 
@@ -68,6 +68,14 @@ qemu10: deps
 qemu7fix: deps
 	@$(S)/deps.sh qemu7fix
 	@$(S)/build-qemu7fix.sh
+# Debian 13's QEMU 10.0 as a second VMM in the test VM (make migrate):
+# build/out/qemu10-client.cpio.gz.
+qemu10-client: qemu10
+	@$(S)/mk-qemu10-client.sh
+# QEMU's own migration-test, built in that tree, for the test VM
+# (tests/migrate/qemu-migration-test): build/out/qtest.cpio.gz.
+qtest: qemu7fix
+	@$(S)/mk-qtest-archive.sh
 EMULATORS_USED := $(or $(strip $(EMULATORS)),qemu7fix)
 EMULATOR_DEPS := $(if $(filter qemu10,$(EMULATORS_USED)),qemu10) \
 		 $(if $(filter qemu7fix,$(EMULATORS_USED)),qemu7fix)
@@ -85,7 +93,7 @@ CHECK_EXTRA := series-check exports-check debian11 debian11-dkms
 # The stress group runs its nested-paging tests on Debian 12's 6.1 too.
 CHECK_EXTRA += $(if $(filter stress,$(GROUP)),mainline)
 endif
-check: harness-test initramfs $(CHECK_EXTRA) $(EMULATOR_DEPS)
+check: harness-test initramfs qtest $(CHECK_EXTRA) $(EMULATOR_DEPS)
 	@$(KVMTEST) check
 
 harness-test:
@@ -95,7 +103,7 @@ harness-test:
 # two vCPUs (ring, small ring, bitmap) under all three AMD MMUs, and the
 # base kernel refuses the ring.  make check runs the one-vCPU migrations
 # under shadow paging only.
-migrate: initramfs debian11 $(EMULATOR_DEPS)
+migrate: initramfs qtest qemu10-client debian11 $(EMULATOR_DEPS)
 	@GROUP=migrate MMUS="npt tdp shadow" $(KVMTEST) check
 
 # The migration test's power: the series with a fault injection that is
@@ -125,7 +133,7 @@ debian11-dkms: dkms debian11
 # dirty-log and clear-log tests and QEMU's migrations on the ring under
 # the three AMD MMUs and, under Bochs, on Intel with EPT and PML (make
 # check: under shadow paging only).
-check-dkms: initramfs debian11-dkms $(EMULATOR_DEPS)
+check-dkms: initramfs qtest debian11-dkms $(EMULATOR_DEPS)
 	@GROUP=dkms MMUS="npt tdp shadow pml" $(KVMTEST) check
 
 # The main job: build and show the dirty logging modes on a guest.
@@ -134,7 +142,7 @@ demo: initramfs $(EMULATOR_DEPS)
 
 # Boot one MMU configuration with its console on the terminal
 # (MMU=npt|tdp|shadow, GROUP, ONLY).
-vm: initramfs $(EMULATOR_DEPS)
+vm: initramfs qtest $(EMULATOR_DEPS)
 	@$(KVMTEST) vm
 
 # Export the work tree's commits into patches/.

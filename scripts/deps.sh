@@ -4,7 +4,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(build-essential bc bison flex libelf-dev libssl-dev ccache git xz-utils
-      cpio busybox-static qemu-system-x86 seabios python3 python3-docutils perl rsync kmod
+      cpio busybox-static qemu-system-x86 seabios ipxe-qemu python3 python3-docutils perl rsync kmod
       ca-certificates
       bochs bochsbios vgabios isolinux syslinux-common xorriso)
 # "deps.sh bench": what make bench needs besides (the plots).

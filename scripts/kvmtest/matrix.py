@@ -116,11 +116,20 @@ def kernels_for(cmd: str, variant: "Variant", env=os.environ) -> Tuple[str, ...]
 # Programs that are not selftests but come in an archive of their own,
 # under build/out, which a boot appends to the common initramfs when its
 # plan runs one of them.
+# The archives a test program needs appended to the common initramfs, in
+# order, each with the make target that builds it (under build/out).
 ARCHIVES = {
     # tests/migrate/migrate.py with Debian's QEMU and Python
     # (scripts/mk-migrate-initramfs.sh).
-    "migrate": "migrate.cpio.gz",
+    "migrate": (("migrate.cpio.gz", "initramfs"),),
+    # QEMU's own migration-test (scripts/mk-qtest-archive.sh), which
+    # drives the migration archive's QEMU.
+    "qemu-migration-test": (("migrate.cpio.gz", "initramfs"), ("qtest.cpio.gz", "qtest")),
+    # migrate.py with Debian 13's QEMU 10.0 as the VMM
+    # (scripts/mk-qemu10-client.sh).
+    "migrate10": (("migrate.cpio.gz", "initramfs"), ("qemu10-client.cpio.gz", "qemu10-client")),
 }
+ARCHIVE_TARGETS = {f: t for a in ARCHIVES.values() for f, t in a}
 
 
 @dataclass(frozen=True)

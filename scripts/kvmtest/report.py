@@ -120,7 +120,7 @@ MIGRATE_COLUMNS = (
     ("guest-writes-per-s", "guest page writes/s"),
     ("downtime-ms", "downtime ms"), ("total-ms", "total ms"),
     ("ring-full-exits", "ring-full exits"), ("guest-passes", "guest passes"),
-    ("result", "memory"))
+    ("result", "memory"), ("qemu", "QEMU"))
 
 
 def migration_rows(results):
@@ -148,10 +148,11 @@ def print_migrations(rows) -> None:
             print("| " + " | ".join(r.get(k, "-") for k, _ in MIGRATE_COLUMNS) + " |")
     for r in rows:
         if r["mode"].startswith("dirtyrate"):
-            print("%s/%s: QEMU's dirty rate of vCPU 0 on the ring %s MB/s; limited to %s MB/s "
-                  "it measured %s MB/s (query-vcpu-dirty-limit: %s MB/s)" % (
-                      r["boot"], r["test"], r.get("rate-mb-s"), r.get("limit-mb-s"),
-                      r.get("limited-rate-mb-s"), r.get("current-rate-mb-s")))
+            print("%s/%s (QEMU %s): QEMU's dirty rate of vCPU 0 on the ring %s MB/s; limited "
+                  "to %s MB/s it measured %s MB/s, after cancel-vcpu-dirty-limit %s MB/s" % (
+                      r["boot"], r["test"], r.get("qemu", "?"), r.get("rate-mb-s"),
+                      r.get("limit-mb-s"), r.get("limited-rate-mb-s"),
+                      r.get("restored-rate-mb-s")))
         if r["mode"].startswith("refused"):
             print("%s/%s: %s" % (r["boot"], r["test"], " ".join(
                 "%s=%s" % (k, v) for k, v in r.items() if k not in ("boot", "test", "status"))))

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from .matrix import (ARCHIVES, DEFAULT_EMULATOR, DEFAULT_GROUP, DEFAULT_KERNEL, EMULATORS,  # noqa: F401
+from .matrix import (ARCHIVE_TARGETS, ARCHIVES, DEFAULT_EMULATOR, DEFAULT_GROUP, DEFAULT_KERNEL, EMULATORS,  # noqa: F401
                      GROUPS, KERNELS,
                      MACHINES, MMUS, SUBCOMMAND_KERNELS, VARIANTS, Group, Kernel,
                      Machine, Mmu, SuiteError, Variant, kernels_for, variant_from_env)
@@ -198,7 +198,7 @@ class Boot:
         k = KERNELS[self.kernel]
         e = EMULATORS[self.emulator]
         return [(f, k.target) for f in (k.image,) + k.archives] + \
-            [(a, "initramfs") for a in self.archives() if a not in k.archives] + \
+            [(a, ARCHIVE_TARGETS[a]) for a in self.archives() if a not in k.archives] + \
             ([(e.binary, e.target)] if e.target and MACHINES[self.mmu.machine].emulators
              else [])
 
@@ -207,9 +207,9 @@ class Boot:
         the order they need them."""
         out = list(KERNELS[self.kernel].archives)
         for t in self.leaves():
-            a = ARCHIVES.get(t.argv.split()[0]) if t.argv else None
-            if a and a not in out:
-                out.append(a)
+            for a, _ in ARCHIVES.get(t.argv.split()[0], ()) if t.argv else ():
+                if a not in out:
+                    out.append(a)
         return out
 
     def plan_text(self) -> str:

@@ -57,6 +57,7 @@ import sys
 import time
 
 QEMU = "/usr/bin/qemu-system-x86_64"
+QEMU_VERSION = {}       # QEMU binary: its version, from the QMP greeting
 FIRMWARE = "/usr/share/qemu"
 PAYLOAD = "/usr/share/kvmtest/payload.elf"
 WORK = "/tmp/migrate"
@@ -236,6 +237,10 @@ class Vm:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self.err, stderr=self.err)
         self.qmp = Qmp(qmp, self.proc)
+        v = self.qmp.greeting.get("QMP", {}).get("version", {})
+        QEMU_VERSION[QEMU] = "%s%s" % (
+            ".".join(str(v.get("qemu", {}).get(k, "?")) for k in ("major", "minor", "micro")),
+            v.get("package", "").replace(" ", "_"))
 
     def stderr(self):
         with open(self.stderr_path) as f:
@@ -611,6 +616,12 @@ def migrate(a):
                  incoming="unix:" + os.path.join(WORK, "mig.sock"))
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": a.bandwidth << 20,
                                                  "downtime-limit": 50})
+        if a.dirty_limit:
+            src.qmp.cmd("migrate-set-capabilities", capabilities=[
+                {"capability": "dirty-limit", "state": True}])
+            src.qmp.cmd("migrate-set-parameters", **{"vcpu-dirty-limit": a.dirty_limit})
+        throttle = {"dirty-limit-throttle-time-per-round": 0, "dirty-limit-ring-full-time": 0}
+        limit_seen = None
         full.start()
         resets.start()
         pass0, writes0, epoch0 = src.passes(), sum(src.counters(WRITES)), src.read_u32(EPOCH)
@@ -636,7 +647,14 @@ def migrate(a):
                 raise Fail("migration %s: %s" % (st, info.get("error-desc", "")))
             if time.monotonic() - t0 > a.timeout:
                 raise Fail("migration not completed in %d s: %s" % (a.timeout, info))
-            if not lifted and sync >= a.rounds:
+            for k in throttle:
+                throttle[k] = max(throttle[k], info.get(k, 0))
+            if a.dirty_limit and throttle["dirty-limit-throttle-time-per-round"] and \
+                    limit_seen is None:
+                limit_seen = src.qmp.cmd("query-vcpu-dirty-limit")
+                say("dirty-limit throttle engaged after %d rounds: %s; query-vcpu-dirty-limit %s"
+                    % (sync, throttle, limit_seen))
+            if not lifted and sync >= a.rounds and (not a.dirty_limit or limit_seen):
                 say("%d dirty-sync rounds at %d MiB/s: bandwidth cap lifted, downtime "
                     "limit 30 s" % (sync, a.bandwidth))
                 src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 40,
@@ -686,6 +704,11 @@ def migrate(a):
         }
         if a.fault:
             report["fault"] = a.fault
+        if a.dirty_limit:
+            report["mode"] = "%s-dirty-limit-%d" % (mode, a.dirty_limit)
+            report["throttle-us-per-full"] = throttle["dirty-limit-throttle-time-per-round"]
+            report["ring-full-time-us"] = throttle["dirty-limit-ring-full-time"]
+        report["qemu"] = QEMU_VERSION.get(QEMU, "?")
         print("migrate: " + " ".join("%s=%s" % kv for kv in report.items()), flush=True)
         for vm in (src, dst):
             gone = [e for e in vm.qmp.events if e.get("event") in ("RESET", "SHUTDOWN")]
@@ -719,6 +742,11 @@ def migrate(a):
                 raise Fail("no kvm_dirty_ring_reset tracepoint to see the ring in use")
             if n_resets == 0:
                 raise Fail("no KVM_RESET_DIRTY_RINGS reset a ring during the migration")
+        if a.dirty_limit:
+            bad = [v for v in limit_seen if v.get("limit-rate") != a.dirty_limit]
+            if not limit_seen or bad:
+                raise Fail("query-vcpu-dirty-limit during the throttle: %s, expected "
+                           "limit-rate %d on every vCPU" % (limit_seen, a.dirty_limit))
         if a.expect_full:
             if n_full is None:
                 raise Fail("no kvm_dirty_ring_exit tracepoint to count ring-full exits")
@@ -760,6 +788,8 @@ def measure_rate(vm, secs):
         time.sleep(0.5)
 
 
+# QEMU's migration-test: DIRTYLIMIT_TOLERANCE_RANGE, MB/s.
+TOLERANCE = 25
 RING_EVENTS = ("kvm_dirty_ring_push", "kvm_dirty_ring_reset", "kvm_dirty_ring_exit")
 
 
@@ -775,30 +805,52 @@ def dirtyrate(a):
         ring_in_use(vm)
         vm.wait_serial("writing", 60)
         vm.wait_passes(1, a.timeout)
-        total, per_vcpu = measure_rate(vm, 2)
+        # As QEMU's own test checks it (tests/qtest/migration-test.c,
+        # test_vcpu_dirty_limit): a quota of half the rate; the rate of 1 s
+        # measurements must fall below quota + 25 MB/s within 19 tries,
+        # and rise above it again within 19 tries after the cancel.
+        total, per_vcpu = measure_rate(vm, 1)
         say("calc-dirty-rate (dirty-ring): %d MB/s, per vCPU %s" % (total, per_vcpu))
         if len(per_vcpu) != a.smp or min(per_vcpu) <= 0:
             raise Fail("expected a positive dirty rate for each of %d vCPUs, got %s" % (
                 a.smp, per_vcpu))
-        limit = max(1, per_vcpu[0] // 4)
-        vm.qmp.cmd("set-vcpu-dirty-limit", **{"cpu-index": 0, "dirty-rate": limit})
-        time.sleep(4)
+        origin = per_vcpu[0]
+        quota = origin // 2
+        if quota + TOLERANCE >= origin:
+            raise Fail("the guest dirties %d MB/s: too slow for QEMU's tolerance of %d MB/s "
+                       "around a quota of half of it" % (origin, TOLERANCE))
+        vm.qmp.cmd("set-vcpu-dirty-limit", **{"dirty-rate": quota})
         lim = vm.qmp.cmd("query-vcpu-dirty-limit")
         say("query-vcpu-dirty-limit: %s" % lim)
-        if not lim or lim[0]["limit-rate"] != limit:
-            raise Fail("query-vcpu-dirty-limit does not show the limit %d: %s" % (limit, lim))
-        # The rate while limited, measured as before.
-        total2, per_vcpu2 = measure_rate(vm, 2)
-        say("limited to %d MB/s: calc-dirty-rate %d MB/s, per vCPU %s" % (
-            limit, total2, per_vcpu2))
-        vm.qmp.cmd("cancel-vcpu-dirty-limit", **{"cpu-index": 0})
-        print("migrate: mode=dirtyrate-%d mmu=%s mem=%dM rate-mb-s=%d limit-mb-s=%d "
-              "limited-rate-mb-s=%d current-rate-mb-s=%d" % (
-                  a.ring, mmu_label(), a.mem, per_vcpu[0], limit, per_vcpu2[0],
-                  lim[0]["current-rate"]), flush=True)
-        if per_vcpu2[0] >= per_vcpu[0]:
-            raise Fail("the dirty limit of %d MB/s did not lower the rate: %d MB/s before, "
-                       "%d MB/s after" % (limit, per_vcpu[0], per_vcpu2[0]))
+        if len(lim) != a.smp or any(v["limit-rate"] != quota for v in lim):
+            raise Fail("query-vcpu-dirty-limit does not show the limit %d: %s" % (quota, lim))
+        time.sleep(2)
+        limited = []
+        for _ in range(19):
+            limited.append(measure_rate(vm, 1)[1][0])
+            if limited[-1] < quota + TOLERANCE:
+                break
+        say("limited to %d MB/s: vCPU 0 at %s MB/s" % (quota, limited))
+        vm.qmp.cmd("cancel-vcpu-dirty-limit")
+        after = vm.qmp.cmd("query-vcpu-dirty-limit")
+        restored = []
+        for _ in range(19):
+            restored.append(measure_rate(vm, 1)[1][0])
+            if restored[-1] > quota + TOLERANCE:
+                break
+        say("limit cancelled (query-vcpu-dirty-limit %s): vCPU 0 at %s MB/s" % (after, restored))
+        print("migrate: mode=dirtyrate-%d mmu=%s mem=%dM qemu=%s rate-mb-s=%d limit-mb-s=%d "
+              "limited-rate-mb-s=%d restored-rate-mb-s=%d" % (
+                  a.ring, mmu_label(), a.mem, QEMU_VERSION.get(QEMU, "?"), origin, quota,
+                  limited[-1], restored[-1]), flush=True)
+        if limited[-1] >= quota + TOLERANCE:
+            raise Fail("the dirty limit of %d MB/s did not take effect: vCPU 0 at %s MB/s" % (
+                quota, limited))
+        if after:
+            raise Fail("query-vcpu-dirty-limit after cancel-vcpu-dirty-limit: %s" % after)
+        if restored[-1] <= quota + TOLERANCE:
+            raise Fail("the rate did not come back after cancel-vcpu-dirty-limit: %s MB/s" %
+                       restored)
         return 0
     finally:
         for t in ring_events:
@@ -831,6 +883,7 @@ def refused(a):
 
 
 def main(argv=None):
+    global QEMU, FIRMWARE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("mode", choices=("ring", "bitmap", "dirtyrate", "refused"))
     ap.add_argument("-r", "--ring", type=int, default=0, help="dirty-ring-size (entries)")
@@ -843,6 +896,11 @@ def main(argv=None):
     ap.add_argument("-n", "--rounds", type=int, default=3,
                     help="dirty-sync rounds at the capped bandwidth")
     ap.add_argument("-t", "--timeout", type=int, default=240, help="seconds per phase")
+    ap.add_argument("--qemu", default=QEMU, help="the VMM (default: Debian 12's QEMU 7.2)")
+    ap.add_argument("--firmware", default=FIRMWARE, help="its firmware directory (-L)")
+    ap.add_argument("--dirty-limit", type=int, default=0, metavar="MB_S",
+                    help="migrate with QEMU's dirty-limit capability (8.1 and later) at "
+                    "vcpu-dirty-limit MB_S: the throttle must engage")
     ap.add_argument("--fault", default="",
                     help="KIND=N: the fault-injected kernel loses one dirty page in N "
                     "(kind drop or rearm) during the migration")
@@ -856,6 +914,7 @@ def main(argv=None):
         ap.error("%s needs -r" % a.mode)
     if a.mode == "bitmap":
         a.ring = 0
+    QEMU, FIRMWARE = a.qemu, a.firmware
     setup()
     traced = [Tracepoint(e) for e in a.trace.split(",") if e]
     for t in traced:
