@@ -237,8 +237,8 @@ class Vm:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self.err, stderr=self.err)
         self.qmp = Qmp(qmp, self.proc)
-        v = self.qmp.greeting.get("QMP", {}).get("version", {})
-        QEMU_VERSION[QEMU] = "%s%s" % (
+        v = self.qmp.cmd("query-version")
+        QEMU_VERSION[QEMU] = "%s/%s" % (
             ".".join(str(v.get("qemu", {}).get(k, "?")) for k in ("major", "minor", "micro")),
             v.get("package", "").replace(" ", "_"))
 
