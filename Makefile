@@ -73,7 +73,8 @@ qemu7fix: deps
 qemu10-client: qemu10
 	@$(S)/mk-qemu10-client.sh
 # QEMU's own migration-test, built in that tree, for the test VM
-# (tests/migrate/qemu-migration-test): build/out/qtest.cpio.gz.
+# (tests/migrate/qemu-migration-test): build/out/qtest.cpio.gz.  It needs
+# the tree of qemu7fix even when EMULATORS names other emulators.
 qtest: qemu7fix
 	@$(S)/mk-qtest-archive.sh
 EMULATORS_USED := $(or $(strip $(EMULATORS)),qemu7fix)

@@ -421,7 +421,7 @@ def payload_pages(dump):
             page += 1
 
 
-def check_the_checker(src_dump, dst, mem):
+def check_the_checker(src_dump, dst):
     """Change one byte of the generation word of a random payload page in
     the destination's guest RAM; a new dump must differ from the source's
     at exactly that page.  Returns the page: once the destination runs,
@@ -646,6 +646,9 @@ def migrate(a):
             if st in ("failed", "cancelled"):
                 raise Fail("migration %s: %s" % (st, info.get("error-desc", "")))
             if time.monotonic() - t0 > a.timeout:
+                if a.dirty_limit and not limit_seen:
+                    raise Fail("the dirty-limit throttle did not engage in %d s (%d rounds): %s"
+                               % (a.timeout, sync, info))
                 raise Fail("migration not completed in %d s: %s" % (a.timeout, info))
             for k in throttle:
                 throttle[k] = max(throttle[k], info.get(k, 0))
@@ -753,7 +756,7 @@ def migrate(a):
             if n_full == 0:
                 raise Fail("the ring never filled (no KVM_EXIT_DIRTY_RING_FULL) during "
                            "the migration")
-        checked = check_the_checker(src_dump, dst, a.mem << 20)
+        checked = check_the_checker(src_dump, dst)
         # The migrated guest runs on and must find the changed page, and
         # only that one.
         n, bad, dst_writes = resume_destination(dst, a)
