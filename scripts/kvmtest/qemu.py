@@ -163,8 +163,8 @@ def hang_state(monitor: str, dest: str, system_map: Optional[str] = None,
                stack_bytes: int = 16384) -> str:
     """A test VM that missed its deadline, read through its monitor before
     it is killed: every CPU's registers, the instructions at its RIP, its
-    local APIC and its kernel stack up to the top of the THREAD_SIZE (16 KiB) stack,
-    each word that is a kernel text address symbolized (a guessed
+    local APIC and its kernel stack up to the top of the THREAD_SIZE
+    (16 KiB) stack, each word that is a kernel text address symbolized (a guessed
     backtrace, newest first), into dest.  Returns one line: each CPU's
     RIP, symbolized."""
     syms = _symbols(system_map)
