@@ -4,8 +4,8 @@ A row is a kernel (KERNELS) on a machine with an MMU configuration
 (MACHINES, MMUS), running one test group (GROUPS) of one build variant
 (VARIANTS).  From these tables a row (suite.Boot) has its kernel command
 line, whether /init holds the anchor VM, and the build outputs it needs
-with the make targets that build them; the guest learns what it must from the row's
-plan (/plan).  boots() is how every subcommand selects its rows: by
+with the make targets that build them; the guest learns what it must
+from the row's plan (/plan).  boots() is how every subcommand selects its rows: by
 kernel (SUBCOMMAND_KERNELS, KERNEL=), MMU (MMUS=, MMU=), group (GROUP=),
 tests (ONLY=) and boot name (BOOTS=).
 """
@@ -113,11 +113,9 @@ def kernels_for(cmd: str, variant: "Variant", env=os.environ) -> Tuple[str, ...]
     return SUBCOMMAND_KERNELS[cmd]
 
 
-# Programs that are not selftests but come in an archive of their own,
-# under build/out, which a boot appends to the common initramfs when its
-# plan runs one of them.
-# The archives a test program needs appended to the common initramfs, in
-# order, each with the make target that builds it (under build/out).
+# Programs that are not selftests but come in archives of their own,
+# under build/out, which a boot appends to the common initramfs, in
+# order, when its plan runs one of them; each with its make target.
 ARCHIVES = {
     # tests/migrate/migrate.py with Debian's QEMU and Python
     # (scripts/mk-migrate-initramfs.sh).
