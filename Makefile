@@ -15,7 +15,7 @@ KVMTEST := PYTHONPATH=$(S) python3 -m kvmtest
 # is Debian 12's 7.2 as installed, qemu10 Debian 13's 10.0).
 # REPEAT=N: every test N times in its boot, every run counted, and a table
 # of rates at the end.
-export DEBUG KVMGT FAULT MMUS GROUP ONLY MMU KERNEL QUICK BENCH_KERNELS EMULATORS REPEAT
+export DEBUG KVMGT FAULT MMUS GROUP ONLY MMU KERNEL QUICK BENCH BENCH_COUNTS BENCH_KERNELS BENCH_SIZES EMULATORS REPEAT
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
 	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench \
@@ -169,11 +169,15 @@ checkpatch: tree
 sparse: kernel
 	@$(S)/sparse-check.sh
 
-# Benchmark: the dirty logging modes (bitmap, clear-log, ring) side by
-# side, on the series and on mainline's ring, under the three AMD MMUs;
-# writes build/out/bench/dirty-modes.{csv,md} and plots.  QUICK=1: two
-# cells only; BENCH_KERNELS, MMUS narrow it.
-bench: initramfs mainline $(EMULATOR_DEPS)
+# Benchmark: collect and re-arm of the dirty logging modes (bitmap,
+# clear-log as mainline's test and as QEMU clear, the ring re-armed once
+# per iteration and harvested as QEMU does) against the memory size, 256
+# MiB to 256 GiB (BENCH=fractions: against the dirty fraction), on the
+# series and the base, and on the like-for-like distro kernels (Debian 11
+# with the DKMS modules, its stock KVM, Debian 12's 6.1), under the three
+# AMD MMUs, with op counts from ftrace; writes build/out/bench/.  QUICK=1:
+# two cells; BENCH_KERNELS, MMUS narrow it.
+bench: initramfs base-kernel mainline debian11 debian11-dkms $(EMULATOR_DEPS)
 	@$(S)/deps.sh bench
 	@$(KVMTEST) bench
 

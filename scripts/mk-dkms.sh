@@ -15,7 +15,7 @@ NAME=kvm-dirty-ring
 "$TOP/scripts/export-series.sh" --compare >/dev/null 2>&1 ||
 	die "the work tree's commits differ from patches/: 'make export' (or 'make tree') first"
 
-# 5.10.262+v4.1: the newest base the series is tested on, the series'
+# 5.10.262+v5.1: the newest base the series is tested on, the series'
 # revision (series/cover-letter.txt's subject) and the package's own
 # revision (a native package: no Debian revision).
 PKG_REV=1

@@ -27,6 +27,8 @@ for bin in $(kvmtest programs); do
 	cp "$src" "$root/tests/$bin"
 	n=$((n + 1))
 done
+# make bench's wrapper of dirty_log_perf_test (scripts/kvmtest/bench.py).
+cp "$TOP/tests/bench/dirty-bench" "$root/tests/dirty-bench"
 # The anchor VM of the stock kernels' boots, against the work tree's uapi.
 gcc -static -O2 -Wall -Werror -I"$TREE/usr/include" -o "$root/bin/kvm-anchor" \
 	"$TOP/tests/anchor/kvm-anchor.c"

@@ -7,7 +7,8 @@
   demo           the dirty logging modes under the three MMUs, as a table
                  (build/out/demo.tap)
   bench-memslot  memslot metadata per page, base kernel against series
-  bench          the dirty logging modes side by side, series and mainline
+  bench          the dirty logging modes side by side: cost against memory
+                 size (BENCH=sweep) or dirty fraction (BENCH=fractions)
                  (scripts/kvmtest/bench.py; QUICK=1, BENCH_KERNELS, MMUS)
   programs       the test programs the initramfs must hold
   plan           the plan a boot hands its guest
@@ -148,11 +149,25 @@ def cmd_bench(a) -> int:
     variant = suite.variant_from_env()
     out = os.path.join(out_dir(), "bench")
     quick = os.environ.get("QUICK") == "1"
+    which = os.environ.get("BENCH") or "sweep"
+    if which not in ("sweep", "fractions"):
+        raise suite.SuiteError("BENCH=%s: sweep or fractions" % which)
     kernels = matrix.env_list("BENCH_KERNELS", " ".join(bench.KERNELS))
+    for k in kernels:
+        if k not in bench.KERNELS:
+            raise suite.SuiteError("BENCH_KERNELS: unknown kernel %r (known: %s)" % (
+                k, " ".join(bench.KERNELS)))
     mmus = matrix.env_list("MMUS", " ".join(bench.MMUS))
-    boots = [bench.boot(k, m, quick) for k in kernels for m in mmus]
-    log("benchmark: %d boots (%s) x %d runs of dirty_log_perf_test" % (
-        len(boots), ", ".join(b.name for b in boots), len(boots[0].leaves())))
+    sizes = [int(x) for x in matrix.env_list("BENCH_SIZES", "")]
+    if [x for x in sizes if x not in bench.SWEEP_SIZES]:
+        raise suite.SuiteError("BENCH_SIZES: MiB among %s" % " ".join(map(str, bench.SWEEP_SIZES)))
+    # BENCH_COUNTS=only: the ftrace counts alone (the distro kernels).
+    counts_only = os.environ.get("BENCH_COUNTS") == "only"
+    boots = [bench.boot(k, m, which, quick, sizes, counts_only) for k in kernels for m in mmus]
+    boots = [b for b in boots if b.entries]
+    log("benchmark (%s): %d boots (%s), %d runs of dirty_log_perf_test" % (
+        which, len(boots), ", ".join(b.name for b in boots),
+        sum(len(b.leaves()) for b in boots)))
     t0 = time.monotonic()
     resdir = os.path.join(out, "results")
     results = run_boots(boots, variant, resdir=resdir, mem=bench.MEM)
@@ -170,22 +185,27 @@ def cmd_bench(a) -> int:
     if rest:
         results += run_boots(rest, variant, resdir=resdir, mem=bench.MEM)
     rows = bench.rows_of(results)
+    ops, op_bad = bench.opcount_rows(results)
     os.makedirs(out, exist_ok=True)
     bench.write_csv(os.path.join(out, "dirty-modes.csv"), rows)
-    md = bench.markdown(rows, "Dirty logging modes: collect + re-arm, throughput, memory")
+    bench.write_csv(os.path.join(out, "opcounts.csv"), ops, bench.OP_FIELDS)
+    md = (bench.sweep_markdown(rows, ops) if which == "sweep" else
+          bench.fractions_markdown(rows))
     with open(os.path.join(out, "dirty-modes.md"), "w") as f:
         f.write(md)
-    pngs = bench.plots(rows, out)
+    pngs = bench.plots(rows, out, which)
     print(md)
-    log("wrote %s, dirty-modes.md, %d plots in %s; %d s" % (
-        "dirty-modes.csv", len(pngs), os.path.relpath(out, TOP), time.monotonic() - t0))
+    log("wrote dirty-modes.csv, opcounts.csv, dirty-modes.md, %d plots in %s; %d s" % (
+        len(pngs), os.path.relpath(out, TOP), time.monotonic() - t0))
     redone = {(r.boot.mmu.name, r.boot.kernel, o.name) for r in results
               if r.boot.group == "bench2" for o in r.outcomes}
     bad = [o for r in results for o in r.outcomes if o.status.failed and not (
         o.status is Status.NOT_RUN and (r.boot.mmu.name, r.boot.kernel, o.name) in redone)]
     for o in bad:
         print("FAILED: %s/%s: %s" % (o.boot, o.name, o.reason))
-    return 1 if bad else 0
+    for x in op_bad:
+        print("FAILED (op counts): %s" % x)
+    return 1 if bad or op_bad else 0
 
 
 def cmd_programs(a) -> int:

@@ -595,26 +595,52 @@ class Bench(unittest.TestCase):
 Iteration 1: 657 ring entries, 1 for pages already reported
 Iteration 1 collect time: 0.000673390s, re-arm time: 0.000937840s, 656 pages dirty
 Iteration 2 dirty memory time: 1.500000000s
-Iteration 2 collect time: 0.000120970s, re-arm time: 0.000334540s, 656 pages dirty
+Iteration 2 collect time: 0.000120970s, re-arm time: 0.000334540s, 656 pages dirty, 3 re-arming ioctls
+opcount: kvm_reset_dirty_gfn absent
+opcount: kvm_flush_remote_tlbs 7 12.5
 perf: mode=ring vcpus=1 mem_per_vcpu=268435456 stride=100 pages=65536 written=656 iterations=2 dirty_ns=1 collect_ns=1 rearm_ns=1 ring_full_exits=0 ring_repeats=0 log_bytes=65536"""
 
     def test_parse(self):
         from kvmtest import bench
-        summary, iters = bench.parse(self.OUT.splitlines())
+        summary, iters, ops = bench.parse(self.OUT.splitlines())
         self.assertEqual((summary["written"], summary["log_bytes"]), ("656", "65536"))
         self.assertEqual(len(iters), 2)
         self.assertAlmostEqual(iters[1]["dirty_s"], 1.5)
         self.assertAlmostEqual(iters[0]["rearm_s"], 0.00093784)
-        self.assertEqual(iters[0]["reported"], 656)
+        self.assertEqual((iters[0]["reported"], iters[0]["ioctls"]), (656, 0))
+        self.assertEqual(iters[1]["ioctls"], 3)
+        self.assertEqual(ops, {"kvm_flush_remote_tlbs": "7 12.5", "kvm_reset_dirty_gfn": "absent"})
 
     def test_matrix(self):
         from kvmtest import bench
         b = bench.boot("mainline", "npt", quick=True)
         self.assertEqual(b.archives(), ["mainline/modules.cpio.gz"])
-        self.assertEqual(len(b.leaves()), len(bench.QUICK[256]) * len(bench.MODES))
-        self.assertIn("-M ring -r 4096", b.leaves()[2].argv)
+        # Each mode on each quick cell, and each mode counted once.
+        self.assertEqual(len(b.leaves()), (len(bench.QUICK["sweep"]) + 1) *
+                         len(bench.SWEEP_MODES))
+        self.assertIn("-M ring -r 16384 -H 0", b.leaves()[3].argv)
+        self.assertTrue(b.leaves()[-1].argv.startswith("dirty-bench --count -i 3 "))
+        # The kernels without the ring run the bitmap modes only.
+        self.assertFalse([t for t in bench.boot("debian11", "npt").leaves() if "ring" in t.argv])
+        # The sweep writes the same number of pages into every slot.
+        self.assertEqual({(size << 8) // s for _, size, s in bench.cells("sweep")},
+                         {bench.SWEEP_PAGES})
         # Dense cells stop at 65536 pages per iteration.
-        self.assertTrue(all((size << 8) // s <= 65536 for _, size, s in bench.cells()))
+        self.assertTrue(all((size << 8) // s <= 65536 for _, size, s in bench.cells("fractions")))
+
+    def test_crossover(self):
+        from kvmtest import bench
+        self.assertTrue(bench.crossover([(1024, 2.0), (4096, 0.5)]).startswith("near 2 GiB"))
+        self.assertTrue(bench.crossover([(256, 0.9), (1024, 0.5)]).startswith("at or below"))
+        self.assertTrue(bench.crossover([(256, 3.0), (1024, 1.5)]).startswith("not reached"))
+
+    def test_bench_needs_its_kernels(self):
+        built, _ = make_dry_run("bench", {})
+        from kvmtest import bench
+        for k in bench.KERNELS:
+            for b in (bench.boot(k, "npt"),):
+                for _, t in b.needs():
+                    self.assertIn(t, built, "bench boots %s, which needs 'make %s'" % (k, t))
 
 
 class Notices(unittest.TestCase):
