@@ -274,6 +274,28 @@ class BochsNeedsNoHostDevice(unittest.TestCase):
             self.assertNotIn("buffer overflow", out)
 
 
+class RoomBeforeTheBuild(unittest.TestCase):
+    """A CI run once died in series-check with "No space left on device"
+    half-way through a checkout: deps.sh, the first step of every target,
+    must refuse up front and say how much it needs."""
+    def run_deps(self, build, need):
+        env = dict(os.environ, BUILD=build, MIN_FREE_GB=str(need))
+        return subprocess.run([os.path.join(suite.TOP, "scripts", "deps.sh")], env=env,
+                              capture_output=True, text=True)
+
+    def test_refuses_without_room(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = self.run_deps(d, 1 << 30)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertRegex(p.stderr, r"error: %s has \d+ GB free, this run needs about %d GB "
+                             r"\(a first build\): free some space on /\S*" % (d, 1 << 30))
+
+    def test_says_which_build(self):
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "linux", ".git"))
+            self.assertIn("(an incremental build)", self.run_deps(d, 1 << 30).stderr)
+
+
 class ReadmeMatchesTheSeries(unittest.TestCase):
     def test_patch_table(self):
         """The README's table of patches is patches/, number for number."""
