@@ -19,7 +19,7 @@ export DEBUG KVMGT FAULT MMUS GROUP ONLY MMU KERNEL QUICK BENCH BENCH_COUNTS BEN
 
 .PHONY: all demo check deps fetch tree kernel selftests initramfs vm \
 	export series-check checkpatch sparse bench-memslot harness-test base-kernel debian11 migrate mainline bench \
-	dkms debian11-dkms check-dkms check-fault exports-check qemu10 qemu7fix qtest qemu10-client clean distclean
+	dkms debian11-dkms check-dkms check-fault exports-check qemu10 qemu7fix qemu7race qtest qemu10-client clean distclean
 
 all: demo
 
@@ -68,6 +68,12 @@ qemu10: deps
 qemu7fix: deps
 	@$(S)/deps.sh qemu7fix
 	@$(S)/build-qemu7fix.sh
+
+# Diagnostic: the same 7.2 with qemu/diag/*.patch instead of the fix
+# (the race's window widened by QEMU_IGNNE_RACE_NS=N), EMULATORS=qemu7race.
+qemu7race: deps
+	@$(S)/deps.sh qemu7fix
+	@$(S)/build-qemu7fix.sh qemu7race
 # Debian 13's QEMU 10.0 as a second VMM in the test VM (make migrate):
 # build/out/qemu10-client.cpio.gz.
 qemu10-client: qemu10
@@ -79,7 +85,8 @@ qtest: qemu7fix
 	@$(S)/mk-qtest-archive.sh
 EMULATORS_USED := $(or $(strip $(EMULATORS)),qemu7fix)
 EMULATOR_DEPS := $(if $(filter qemu10,$(EMULATORS_USED)),qemu10) \
-		 $(if $(filter qemu7fix,$(EMULATORS_USED)),qemu7fix)
+		 $(if $(filter qemu7fix,$(EMULATORS_USED)),qemu7fix) \
+		 $(if $(filter qemu7race,$(EMULATORS_USED)),qemu7race)
 
 # The harness's own tests first (recorded consoles, seconds, no QEMU),
 # everything built, then the suite under all three MMU configurations and

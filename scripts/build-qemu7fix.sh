@@ -8,15 +8,25 @@
 # emulator with TCG is built, with ccache; the firmware is Debian's
 # (/usr/share/qemu and /usr/share/seabios, which the wrapper names as
 # Debian's own build has them in its firmware path).
+#
+# "build-qemu7fix.sh qemu7race": the same source with qemu/diag/*.patch
+# instead of the fix (Debian's race, its window widened on demand), the
+# diagnostic emulator "qemu7race" in build/out/qemu7race.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-dest=$OUT/qemu7fix
-work=$BUILD/qemu7fix
+name=${1:-qemu7fix}
+case $name in
+qemu7fix) patches=("$TOP"/qemu/*.patch) what="qemu/*.patch" ;;
+qemu7race) patches=("$TOP"/qemu/diag/*.patch) what="qemu/diag/*.patch" ;;
+*) die "build-qemu7fix.sh: no QEMU build called $name (qemu7fix, qemu7race)" ;;
+esac
+dest=$OUT/$name
+work=$BUILD/$name
 wrapper=$dest/qemu-system-x86_64
-want="$QEMU7_DSC_SHA256 $(cat "$TOP"/qemu/*.patch | sha256sum | cut -d' ' -f1)"
+want="$QEMU7_DSC_SHA256 $(cat "${patches[@]}" | sha256sum | cut -d' ' -f1)"
 if [ -x "$wrapper" ] && [ "$(cat "$dest/stamp" 2>/dev/null)" = "$want" ]; then
-	log "QEMU 7.2 with qemu/*.patch: up to date ($("$wrapper" --version | head -1))"
+	log "QEMU 7.2 with $what: up to date ($("$wrapper" --version | head -1))"
 	exit 0
 fi
 
@@ -43,7 +53,7 @@ done
 rm -rf "$work/src"
 dpkg-source -x "$dsc" "$work/src" >"$work/dpkg-source.log" 2>&1 ||
 	die "dpkg-source -x $QEMU7_DSC failed ($work/dpkg-source.log)"
-for p in "$TOP"/qemu/*.patch; do
+for p in "${patches[@]}"; do
 	patch -d "$work/src" -p1 -s <"$p" || die "$(basename "$p") does not apply"
 done
 
@@ -51,8 +61,8 @@ use_ccache "$work"
 rm -rf "$work/b"
 mkdir -p "$work/b"
 ver=$(sed -n 's/^Version: //p' "$dsc")
-pkgversion="Debian $ver with $(cd "$TOP/qemu" && ls -- *.patch | sed 's/-.*//' | tr '\n' ' ' |
-	sed 's/ $//; s/ /, /g') of qemu/"
+pkgversion="Debian $ver with $(for p in "${patches[@]}"; do basename "$p"; done | sed 's/-.*//' |
+	tr '\n' ' ' | sed 's/ $//; s/ /, /g') of ${what%\*.patch}"
 (cd "$work/b" && "$work/src/configure" --target-list=x86_64-softmmu --cc="$KCC" \
 	--with-pkgversion="$pkgversion" \
 	--disable-docs --disable-werror --disable-tools --disable-guest-agent \
@@ -60,16 +70,16 @@ pkgversion="Debian $ver with $(cd "$TOP/qemu" && ls -- *.patch | sed 's/-.*//' |
 	--disable-xen --disable-curses --disable-libusb --disable-usb-redir \
 	--disable-capstone --disable-slirp) >"$work/configure.log" 2>&1 ||
 	die "configure failed ($work/configure.log)"
-run_logged "building QEMU 7.2 with qemu/*.patch (ninja -j$JOBS)" "$work/build.log" \
+run_logged "building QEMU 7.2 with $what (ninja -j$JOBS)" "$work/build.log" \
 	ninja -C "$work/b" -j"$JOBS" qemu-system-x86_64
 
 cat >"$wrapper" <<EOT
 #!/bin/sh
-# Debian 12's QEMU 7.2 with qemu/*.patch, made by scripts/build-qemu7fix.sh;
+# Debian 12's QEMU 7.2 with $what, made by scripts/build-qemu7fix.sh $name;
 # Debian's firmware.
 exec "$work/b/qemu-system-x86_64" -L /usr/share/qemu -L /usr/share/seabios "\$@"
 EOT
 chmod +x "$wrapper"
 "$wrapper" --version >"$dest/version" || die "$wrapper --version failed"
 echo "$want" >"$dest/stamp"
-log "QEMU 7.2 with qemu/*.patch: $(head -1 "$dest/version") (${wrapper#$TOP/})"
+log "QEMU 7.2 with $what: $(head -1 "$dest/version") (${wrapper#$TOP/})"

@@ -150,6 +150,11 @@ EMULATORS = {e.name: e for e in (
     # the fix of the machine's own failures (scripts/build-qemu7fix.sh).
     Emulator("qemu7fix", "Debian 12's QEMU 7.2 with qemu/*.patch",
              "qemu7fix/qemu-system-x86_64", "qemu7fix"),
+    # Diagnostic, never a default: Debian's 7.2 with qemu/diag/*.patch
+    # instead of the fix, the race's window widened by QEMU_IGNNE_RACE_NS
+    # and the SVM state in "info registers" (issue 26).
+    Emulator("qemu7race", "Debian 12's QEMU 7.2 with qemu/diag/*.patch",
+             "qemu7race/qemu-system-x86_64", "qemu7race"),
 )}
 # Debian 12's QEMU 7.2 loses GIF and NPT of CPU 0 now and then under nested
 # SVM (qemu/0001-*.patch; README, "The test machine's own failures").

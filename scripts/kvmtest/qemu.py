@@ -159,14 +159,19 @@ def stopped(monitor: str) -> bool:
         return False
 
 
+# A line the guest prints to have the host record every CPU's state
+# while the VM goes on (migrate.py's hang report, issue 26).
+STATE_REQUEST = "kvmtest: host, record the CPUs' state"
+
+
 def hang_state(monitor: str, dest: str, system_map: Optional[str] = None,
-               stack_bytes: int = 16384) -> str:
+               stack_bytes: int = 16384, resume: bool = False) -> str:
     """A test VM that missed its deadline, read through its monitor before
     it is killed: every CPU's registers, the instructions at its RIP, its
     local APIC and its kernel stack up to the top of the THREAD_SIZE
     (16 KiB) stack, each word that is a kernel text address symbolized (a guessed
     backtrace, newest first), into dest.  Returns one line: each CPU's
-    RIP, symbolized."""
+    RIP, symbolized.  resume: let the VM go on afterwards."""
     syms = _symbols(system_map)
     m = _Monitor(monitor)
     m.cmd("stop")
@@ -198,6 +203,8 @@ def hang_state(monitor: str, dest: str, system_map: Optional[str] = None,
                     trace.append("  [%s+%d] %s" % (addr.strip(), 8 * k, sym))
         out += ["=== CPU %d: kernel text addresses on its stack (RSP 0x%x, newest first)"
                 % (cpu, rsp)] + trace
+    if resume:
+        m.cmd("cont")
     with open(dest, "w") as f:
         f.write("\n".join(out) + "\n")
     return "; ".join(summary)
@@ -247,7 +254,8 @@ def _read_state(on_deadline: Optional[Callable[[], str]]) -> str:
 def console(cmd: List[str], deadline: Callable[[], float],
             poll: float = 1.0, qlog: Optional[str] = None,
             on_deadline: Optional[Callable[[], str]] = None,
-            monitor: Optional[str] = None) -> Iterator[Event]:
+            monitor: Optional[str] = None,
+            on_request: Optional[Callable[[], str]] = None) -> Iterator[Event]:
     """Run QEMU; yield its console line by line.  deadline() is asked
     again after every line: past it, QEMU is killed (a hung guest stops
     its own timers, so every timeout is enforced from here too), after
@@ -255,7 +263,7 @@ def console(cmd: List[str], deadline: Callable[[], float],
     whose answer is the End's detail.  monitor: the VM's monitor when
     command() gave it one; a VM that stopped there (a reset) ends QEMU,
     after on_deadline() has read it if QEMU's log says it was a triple
-    fault."""
+    fault.  on_request: called when the guest prints STATE_REQUEST."""
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     buf = b""
@@ -289,7 +297,10 @@ def console(cmd: List[str], deadline: Callable[[], float],
             buf += chunk
             while b"\n" in buf:
                 raw, buf = buf.split(b"\n", 1)
-                yield Line(raw.decode("utf-8", "replace").rstrip("\r"), time.monotonic())
+                text = raw.decode("utf-8", "replace").rstrip("\r")
+                if on_request and STATE_REQUEST in text:
+                    _read_state(on_request)
+                yield Line(text, time.monotonic())
         if buf:
             yield Line(buf.decode("utf-8", "replace").rstrip("\r"), time.monotonic())
         try:

@@ -271,10 +271,17 @@ def boot_vm(boot: Boot, kernel: str, initramfs: str, workdir: str, scale: int = 
             def on_deadline():
                 return "%s (%s)" % (qemu.hang_state(monitor, hang, system_map),
                                     os.path.relpath(hang))
+            requests = []
+
+            def on_request():
+                # A guest's hang report asked: the state of a live VM.
+                requests.append(os.path.join(workdir, "state-%s-%d.txt" % (
+                    boot.name, len(requests) + 1)))
+                return qemu.hang_state(monitor, requests[-1], system_map, resume=True)
             cmd = qemu.command(kernel, initrd, append, mem=mem or qemu.MEM, qlog=qlog,
                                binary=binary, monitor=monitor) + qemu.extra_args()
             events = qemu.console(cmd, br.deadline, qlog=qlog, on_deadline=on_deadline,
-                                  monitor=monitor)
+                                  monitor=monitor, on_request=on_request)
         r = run(boot, events, br, log=log, echo=echo, note=what + ": " + " ".join(cmd))
         r.emulator = what
         return r

@@ -99,6 +99,10 @@ class QmpError(Exception):
 # with what shows where QEMU hangs (hang_report), in seconds, where it
 # used to hang until the harness killed the whole test.
 QMP_DEADLINE = 30
+# hang_report(): how long it watches the interrupt counts and waits for
+# the host to record the CPUs' state, and where it asks for that.
+REPORT_SECS = 2.0
+CONSOLE = "/dev/console"
 
 
 def _read_text(path, limit=4000):
@@ -107,6 +111,24 @@ def _read_text(path, limit=4000):
             return f.read(limit).strip()
     except OSError as e:
         return "(%s)" % (e.strerror or e)
+
+
+def interrupt_counts(secs):
+    """Each CPU's local timer, rescheduling and function call interrupts
+    (/proc/interrupts LOC, RES, CAL), read twice secs apart."""
+    def read():
+        counts = {}
+        for line in _read_text("/proc/interrupts").splitlines():
+            f = line.split()
+            if f and f[0] in ("LOC:", "RES:", "CAL:"):
+                counts[f[0][:-1]] = [int(x) for x in f[1:] if x.isdigit()]
+        return counts
+    a = read()
+    time.sleep(secs)
+    b = read()
+    return ["interrupts taken per CPU in %g s: " % secs + "; ".join(
+        "%s %s" % (k, " ".join("cpu%d +%d" % (i, y - x) for i, (x, y) in enumerate(zip(a[k], b[k]))))
+        for k in sorted(a) if k in b)]
 
 
 def hang_report(pid):
@@ -124,9 +146,12 @@ def hang_report(pid):
     for tid in tids:
         d = os.path.join(task, tid)
         stat = _read_text(os.path.join(d, "stat"))
-        state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
-        out.append("  %s %s state %s wchan %s" % (
-            tid, _read_text(os.path.join(d, "comm")), state,
+        # After the command name: state is field 3, the CPU it last ran
+        # on field 39.
+        fields = stat.rsplit(")", 1)[-1].split() if ")" in stat else []
+        out.append("  %s %s state %s cpu %s wchan %s" % (
+            tid, _read_text(os.path.join(d, "comm")), fields[0] if fields else "?",
+            fields[36] if len(fields) > 36 else "?",
             _read_text(os.path.join(d, "wchan")) or "-"))
         for line in _read_text(os.path.join(d, "stack")).splitlines()[:12]:
             out.append("      " + line)
@@ -140,6 +165,18 @@ def hang_report(pid):
         events = ["(%s)" % e]
     out.append("last %d of %d KVM trace events:" % (min(60, len(events)), len(events)))
     out += ["  " + l for l in events[-60:]]
+    # A CPU that no longer takes interrupts (a thread woken onto it never
+    # runs): its counts stand still while the others' go on.
+    out += interrupt_counts(REPORT_SECS)
+    # The host's monitor then records each CPU's registers and local APIC
+    # (build/out/results/state-BOOT-N.txt) while the VM goes on.
+    try:
+        with open(CONSOLE, "w") as con:
+            con.write("kvmtest: host, record the CPUs' state\n")
+        time.sleep(REPORT_SECS)
+        out.append("the host recorded the CPUs' state (state-BOOT-N.txt in its results)")
+    except OSError as e:
+        out.append("(no request to the host: %s)" % e)
     kvm = "/sys/kernel/debug/kvm"
     try:
         vms = sorted(v for v in os.listdir(kvm) if v.startswith("%d-" % pid))
@@ -227,7 +264,10 @@ class Vm:
                 "-accel", accel, "-cpu", "qemu64", "-m", "%dM" % mem_mb,
                 "-smp", str(smp), "-display", "none", "-L", FIRMWARE,
                 "-serial", "file:" + self.serial, "-kernel", PAYLOAD,
-                "-qmp", "unix:%s,server=on,wait=off" % qmp]
+                "-qmp", "unix:%s,server=on,wait=off" % qmp,
+                # Named threads ("CPU 0/KVM", "dirtyrate-stat", ...) for
+                # hang_report().
+                "-name", "%s,debug-threads=on" % name]
         if append:
             argv += ["-append", append]
         if incoming:

@@ -741,7 +741,9 @@ class MigrationChecker(unittest.TestCase):
 
             def poll(self):
                 return None
-        old, self.m.QMP_DEADLINE = self.m.QMP_DEADLINE, 1
+        con = os.path.join(d, "console")
+        saved = self.m.QMP_DEADLINE, self.m.REPORT_SECS, self.m.CONSOLE
+        self.m.QMP_DEADLINE, self.m.REPORT_SECS, self.m.CONSOLE = 1, 0.2, con
         try:
             q = self.m.Qmp(path, Proc())
             t0 = time.monotonic()
@@ -749,11 +751,15 @@ class MigrationChecker(unittest.TestCase):
                 q.cmd("cancel-vcpu-dirty-limit", **{"cpu-index": 0})
             self.assertLess(time.monotonic() - t0, 2.5)
         finally:
-            self.m.QMP_DEADLINE = old
+            self.m.QMP_DEADLINE, self.m.REPORT_SECS, self.m.CONSOLE = saved
         msg = str(e.exception)
         self.assertIn("QMP cancel-vcpu-dirty-limit: no answer in 1 s", msg)
         self.assertIn("threads of pid %d:" % os.getpid(), msg)
-        self.assertIn("state", msg)
+        self.assertRegex(msg, r"state [A-Z] cpu \d+ wchan")
+        self.assertRegex(msg, r"interrupts taken per CPU in 0.2 s: .*LOC cpu0 \+\d+")
+        # The host's console reader records the CPUs' state on this line.
+        with open(con) as f:
+            self.assertEqual(f.read(), qemu.STATE_REQUEST + "\n")
 
     def test_identical(self):
         self.assertEqual(self.m.differences(*self.dumps(64)), ([], []))
@@ -868,6 +874,26 @@ class StoppedVmState(unittest.TestCase):
         self.assertNotIn("0x246", text.split("newest first")[1].split("===")[0])
         self.assertIn("cpu 1", seen)
         self.assertLess(seen.index("stop"), seen.index("info registers -a"))
+
+    def test_state_on_the_guests_request(self):
+        """migrate.py's hang report asks for the CPUs' state on the console;
+        the VM is stopped to read it and then goes on."""
+        path, seen = os.path.join(self.d, "mon"), []
+        self.fake_monitor(path, "running", seen)
+        asked = []
+
+        def on_request():
+            asked.append(qemu.hang_state(path, os.path.join(self.d, "state.txt"), self.map,
+                                         resume=True))
+            return asked[-1]
+        cmd = ["sh", "-c", "echo before; echo \"%s\"; echo after" % qemu.STATE_REQUEST]
+        lines = [e.text for e in qemu.console(cmd, lambda: time.monotonic() + 30,
+                                               on_request=on_request)
+                 if isinstance(e, qemu.Line)]
+        self.assertEqual(lines, ["before", qemu.STATE_REQUEST, "after"])
+        self.assertEqual(asked, ["CPU 0 at __svm_vcpu_run+0x10; CPU 1 at error_entry+0x23"])
+        self.assertLess(seen.index("stop"), seen.index("info registers -a"))
+        self.assertEqual(seen[-1], "cont")
 
     def test_running_vm_is_not_stopped(self):
         path, seen = os.path.join(self.d, "mon"), []
