@@ -36,6 +36,9 @@ GROUPS = {g.name: g for g in (
     Group("dkms"),              # make check-dkms
     Group("fault"),             # make check-fault
     Group("intel"),             # GROUP=intel: the other Intel configurations
+    # Diagnostics of the test machine, under EMULATORS=qemu7race only
+    # (docs/known-problems.md, issue 26).
+    Group("diag"),
     # The benchmark's figures come from one run; "bench2" runs the cells
     # left after a hang of the test VM in a boot of their own.
     Group("bench"),

@@ -180,9 +180,12 @@ def hang_state(monitor: str, dest: str, system_map: Optional[str] = None,
     out = ["=== " + out_status, "=== info registers -a", regs]
     summary = []
     for block in regs.split("CPU#")[1:]:
-        cpu = int(re.match(r"\s*(\d+)", block).group(1))
-        rip = int(re.search(r"RIP=([0-9a-f]+)", block).group(1), 16)
-        rsp = int(re.search(r"RSP=([0-9a-f]+)", block).group(1), 16)
+        n, ip, sp = (re.search(r, block) for r in (r"^\s*(\d+)", r"[RE]IP=([0-9a-f]+)",
+                                                     r"[RE]SP=([0-9a-f]+)"))
+        if not (n and ip and sp):
+            summary.append("a CPU the monitor gave no RIP and RSP for")
+            continue
+        cpu, rip, rsp = int(n.group(1)), int(ip.group(1), 16), int(sp.group(1), 16)
         cr2 = re.search(r"CR2=([0-9a-f]+)", block)
         where = _symbolize(syms, rip) or "0x%x" % rip
         summary.append("CPU %d at %s" % (cpu, where))

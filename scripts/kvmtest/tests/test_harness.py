@@ -53,7 +53,7 @@ class SuiteList(unittest.TestCase):
     def test_the_real_suite_list(self):
         records = suite.load()
         self.assertEqual(suite.groups(records),
-                         ["dkms", "fault", "intel", "migrate", "stress", "suite"])
+                         ["diag", "dkms", "fault", "intel", "migrate", "stress", "suite"])
         for m in suite.MMUS:
             b = suite.select(records, m)
             names = [t.name for t in b.leaves()]
