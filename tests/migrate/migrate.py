@@ -196,7 +196,8 @@ def hang_report(pid):
             con.write("kvmtest: host, record the CPUs' state\n")
             con.flush()
         time.sleep(REPORT_SECS)
-        out.append("the host recorded the CPUs' state (state-BOOT-N.txt in its results)")
+        out.append("asked the host to record the CPUs' state (kvmtest: state-BOOT-N.txt "
+                   "in its results)")
     except OSError as e:
         out.append("(no request to the host: %s)" % e)
     kvm = "/sys/kernel/debug/kvm"
